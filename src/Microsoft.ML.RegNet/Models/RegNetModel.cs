@@ -1,0 +1,165 @@
+using Microsoft.ML.RegNet.Configs;
+using Microsoft.ML.RegNet.Modules;
+using Microsoft.ML.RegNet.Runtime;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.RegNet.Models;
+
+/// <summary>
+/// A RegNet network: stem (3×3/s2, 32 channels) → four stages of residual bottleneck blocks → global average pool → linear head.
+/// </summary>
+/// <remarks>
+/// State-dict names follow timm (<c>stem.conv</c>, <c>s1.b1.conv1.conv</c>, …, <c>head.fc</c>), the neutral layout
+/// that safetensors files written here use; torchvision, pycls and Keras layouts are mapped onto it when weights load.
+/// The forward pass returns logits; <c>numClasses: 0</c> gives a headless model that returns pooled features.
+/// </remarks>
+public sealed class RegNetModel : nn.Module<Tensor, Tensor>
+{
+    /// <summary>Smallest input side the network accepts (five stride-2 reductions; the Keras minimum too).</summary>
+    public const int MinimumInputSize = 32;
+
+    private readonly ConvNorm _stem;
+    private readonly RegStage[] _stages;
+    private readonly ClassifierHead? _head;
+    private PaddingStyle _padding = PaddingStyle.Symmetric;
+
+    /// <summary>Builds the network with pycls initialisation.</summary>
+    /// <param name="spec">The architecture, e.g. <c>RegNetSpec.FromName("X002")</c>.</param>
+    /// <param name="numClasses">Classifier outputs; 0 for a headless feature extractor.</param>
+    /// <param name="zeroInitLastBatchNorm">Start each residual branch's last BN γ at 0 (timm's default; off in pycls).</param>
+    public RegNetModel(RegNetSpec spec, int numClasses = 1000, bool zeroInitLastBatchNorm = false) : base(nameof(RegNetModel))
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        if (numClasses < 0)
+            throw new ArgumentException($"numClasses must be positive, or 0 for a headless model (got {numClasses}).", nameof(numClasses));
+        TorchRuntime.EnsureAvailable();
+
+        Spec = spec;
+        NumClasses = numClasses;
+        _stem = new ConvNorm(3, spec.StemWidth, 3, stride: 2);
+        _stages = spec.Blocks.GroupBy(b => b.Stage).Select(g => new RegStage(g)).ToArray();
+        register_module("stem", _stem);
+        for (int i = 0; i < _stages.Length; i++) register_module($"s{i + 1}", _stages[i]);
+        if (numClasses > 0)
+        {
+            _head = new ClassifierHead(spec.FeatureWidth, numClasses);
+            register_module("head", _head);
+        }
+        InitializeWeights(zeroInitLastBatchNorm);
+    }
+
+    /// <summary>The architecture.</summary>
+    public RegNetSpec Spec { get; }
+
+    /// <summary>Classifier outputs; 0 when headless.</summary>
+    public int NumClasses { get; }
+
+    /// <summary>The stem convolution.</summary>
+    public ConvNorm Stem => _stem;
+
+    /// <summary>The four stages, in order.</summary>
+    public IReadOnlyList<RegStage> Stages => _stages;
+
+    /// <summary>The classifier, or null when headless.</summary>
+    public Linear? Classifier => _head?.Fc;
+
+    /// <summary>Padding of the strided 3×3 convolutions; <see cref="PaddingStyle.TensorFlowSame"/> for Keras-trained weights.</summary>
+    public PaddingStyle Padding
+    {
+        get => _padding;
+        set
+        {
+            _padding = value;
+            foreach (var conv in AllConvNorms()) conv.Padding = value;
+        }
+    }
+
+    /// <summary>Logits (N × numClasses), or pooled features (N × FeatureWidth) when headless.</summary>
+    public override Tensor forward(Tensor input)
+    {
+        ValidateInput(input);
+        using var scope = NewDisposeScope();
+        var x = _stem.call(input);
+        foreach (var stage in _stages) x = stage.call(x);
+        var pooled = x.mean(new long[] { 2, 3 });
+        var output = _head is null ? pooled : _head.call(pooled);
+        return output.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The output of each of the four stages (strides 4, 8, 16, 32), for feature extraction and dense tasks.</summary>
+    public Tensor[] ForwardFeatures(Tensor input)
+    {
+        ValidateInput(input);
+        using var scope = NewDisposeScope();
+        var features = new Tensor[_stages.Length];
+        var x = _stem.call(input);
+        for (int i = 0; i < _stages.Length; i++)
+        {
+            x = _stages[i].call(x);
+            features[i] = x;
+        }
+        foreach (var f in features) f.MoveToOuterDisposeScope();
+        return features;
+    }
+
+    /// <summary>Pooled features before the classifier (N × FeatureWidth).</summary>
+    public Tensor ForwardPooled(Tensor input)
+    {
+        ValidateInput(input);
+        using var scope = NewDisposeScope();
+        var x = _stem.call(input);
+        foreach (var stage in _stages) x = stage.call(x);
+        return x.mean(new long[] { 2, 3 }).MoveToOuterDisposeScope();
+    }
+
+    private static void ValidateInput(Tensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        if (input.dim() != 4 || input.shape[1] != 3 || input.shape[2] < MinimumInputSize || input.shape[3] < MinimumInputSize)
+            throw new ArgumentException(
+                $"RegNetModel expects a float tensor of shape N×3×H×W with H and W at least {MinimumInputSize}; " +
+                $"got shape [{string.Join(", ", input.shape)}].", nameof(input));
+    }
+
+    internal IEnumerable<ConvNorm> AllConvNorms()
+    {
+        yield return _stem;
+        foreach (var block in _stages.SelectMany(s => s.Blocks))
+        {
+            yield return block.Conv1;
+            yield return block.Conv2;
+            yield return block.Conv3;
+            if (block.Downsample is not null) yield return block.Downsample;
+        }
+    }
+
+    // pycls init: conv N(0, sqrt(2 / fan_out)) with fan_out = k·k·C_out (not divided by groups), BN γ = 1 and β = 0,
+    // linear N(0, 0.01) with zero bias. SE biases keep PyTorch's default, as in pycls.
+    private void InitializeWeights(bool zeroInitLastBatchNorm)
+    {
+        using var noGrad = no_grad();
+        foreach (var (_, module) in named_modules())
+        {
+            switch (module)
+            {
+                case Conv2d conv:
+                    long fanOut = conv.weight!.shape[0] * conv.weight.shape[2] * conv.weight.shape[3];
+                    nn.init.normal_(conv.weight, 0.0, Math.Sqrt(2.0 / fanOut));
+                    break;
+                case BatchNorm2d bn:
+                    nn.init.ones_(bn.weight!);
+                    nn.init.zeros_(bn.bias!);
+                    break;
+                case Linear linear:
+                    nn.init.normal_(linear.weight!, 0.0, 0.01);
+                    if (linear.bias is not null) nn.init.zeros_(linear.bias);
+                    break;
+            }
+        }
+        if (zeroInitLastBatchNorm)
+            foreach (var block in _stages.SelectMany(s => s.Blocks))
+                nn.init.zeros_(block.Conv3.Norm.weight!);
+    }
+}

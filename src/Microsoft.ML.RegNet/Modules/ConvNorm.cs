@@ -1,0 +1,72 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.RegNet.Modules;
+
+/// <summary>Convolution (no bias) → BatchNorm → optional ReLU. State-dict children: <c>conv</c>, <c>bn</c>.</summary>
+public sealed class ConvNorm : nn.Module<Tensor, Tensor>
+{
+    /// <summary>BatchNorm epsilon of every RegNet implementation.</summary>
+    public const double BatchNormEps = 1e-5;
+
+    /// <summary>BatchNorm momentum in PyTorch's convention (Keras 0.9 is the same update).</summary>
+    public const double BatchNormMomentum = 0.1;
+
+    private readonly Conv2d _conv;
+    private readonly BatchNorm2d _bn;
+    private readonly bool _activate;
+    private readonly int _kernel;
+    private readonly int _stride;
+
+    public ConvNorm(long inChannels, long outChannels, int kernel, int stride = 1, long groups = 1, bool activate = true)
+        : base(nameof(ConvNorm))
+    {
+        _kernel = kernel;
+        _stride = stride;
+        _activate = activate;
+        _conv = nn.Conv2d(inChannels, outChannels, kernel, stride: stride, padding: kernel / 2, groups: groups, bias: false);
+        _bn = nn.BatchNorm2d(outChannels, eps: BatchNormEps, momentum: BatchNormMomentum);
+        register_module("conv", _conv);
+        register_module("bn", _bn);
+    }
+
+    public Conv2d Conv => _conv;
+    public BatchNorm2d Norm => _bn;
+    public int Stride => _stride;
+    public int Kernel => _kernel;
+    public bool Activates => _activate;
+
+    /// <summary>Padding of this convolution; only strided 3×3 convolutions differ between the styles.</summary>
+    public PaddingStyle Padding { get; set; } = PaddingStyle.Symmetric;
+
+    private bool UsesTensorFlowSame => Padding == PaddingStyle.TensorFlowSame && _stride > 1 && _kernel > 1;
+
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        Tensor y;
+        if (UsesTensorFlowSame)
+        {
+            var (top, bottom) = SamePadding(input.shape[2]);
+            var (left, right) = SamePadding(input.shape[3]);
+            var padded = nn.functional.pad(input, new long[] { left, right, top, bottom });
+            y = nn.functional.conv2d(padded, _conv.weight!, null, strides: new long[] { _stride, _stride }, groups: _conv.groups);
+        }
+        else
+        {
+            y = _conv.call(input);
+        }
+        y = _bn.call(y);
+        if (_activate) y = nn.functional.relu(y, inplace: true);
+        return y.MoveToOuterDisposeScope();
+    }
+
+    // TensorFlow "same": total padding so that out = ceil(in / stride), the extra pixel after.
+    private (long Before, long After) SamePadding(long size)
+    {
+        long outSize = (size + _stride - 1) / _stride;
+        long total = Math.Max((outSize - 1) * _stride + _kernel - size, 0);
+        return (total / 2, total - total / 2);
+    }
+}

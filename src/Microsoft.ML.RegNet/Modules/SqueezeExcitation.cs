@@ -1,0 +1,32 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.RegNet.Modules;
+
+/// <summary>Squeeze-and-excitation: GAP → 1×1 conv (bias) → ReLU → 1×1 conv (bias) → sigmoid → channel scale.
+/// State-dict children: <c>fc1</c>, <c>fc2</c>.</summary>
+public sealed class SqueezeExcitation : nn.Module<Tensor, Tensor>
+{
+    private readonly Conv2d _fc1;
+    private readonly Conv2d _fc2;
+
+    public SqueezeExcitation(long channels, long squeezeChannels) : base(nameof(SqueezeExcitation))
+    {
+        _fc1 = nn.Conv2d(channels, squeezeChannels, 1, bias: true);
+        _fc2 = nn.Conv2d(squeezeChannels, channels, 1, bias: true);
+        register_module("fc1", _fc1);
+        register_module("fc2", _fc2);
+    }
+
+    public Conv2d Squeeze => _fc1;
+    public Conv2d Excite => _fc2;
+
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        var s = input.mean(new long[] { 2, 3 }, keepdim: true);
+        s = nn.functional.relu(_fc1.call(s), inplace: true);
+        s = _fc2.call(s).sigmoid_();
+        return (input * s).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,79 @@
+using System.Runtime.InteropServices;
+using TorchSharp;
+
+namespace Microsoft.ML.RegNet.Runtime;
+
+/// <summary>
+/// Makes sure libtorch can be used, and turns a failure to load it into a message that names the cause and the fix.
+/// </summary>
+public static class TorchRuntime
+{
+    private const string RequiredGlibcxx = "GLIBCXX_3.4.32";
+    private static readonly Lazy<Exception?> LoadError = new(TryLoad, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    /// <summary>Throws <see cref="InvalidOperationException"/> with a diagnosis when TorchSharp's native library cannot load.</summary>
+    public static void EnsureAvailable()
+    {
+        if (LoadError.Value is { } error) throw error;
+    }
+
+    private static Exception? TryLoad()
+    {
+        try
+        {
+            using var probe = torch.ones(1);
+            return null;
+        }
+        catch (Exception e) when (e is TypeInitializationException or DllNotFoundException or NotSupportedException)
+        {
+            return new InvalidOperationException(Diagnose(), e);
+        }
+    }
+
+    /// <summary>Explains why libtorch did not load on this host.</summary>
+    internal static string Diagnose()
+    {
+        if (!RuntimeInformation.IsOSPlatform(OSPlatform.Linux))
+            return "TorchSharp's native library (LibTorchSharp) could not be loaded. Make sure the application references " +
+                   "TorchSharp-cpu (or a libtorch package for this platform) with the same version as TorchSharp (0.107.0).";
+
+        var lib = FindOutputLibrary();
+        bool hostHasSymbolVersion = HostLibStdCxxHas(RequiredGlibcxx);
+        if (lib is not null && !hostHasSymbolVersion)
+            return $"TorchSharp's native library {lib} requires {RequiredGlibcxx} (the libstdc++ of GCC 13), and this host's " +
+                   "libstdc++ is older (Debian 12 and Ubuntu 22.04 stop at GLIBCXX_3.4.30). Microsoft.ML.RegNet fixes this at build time " +
+                   "by marking that requirement weak in the copy in your output folder; that step did not run for this build. " +
+                   "Fix: reference the Microsoft.ML.RegNet package (its buildTransitive targets do it) or import " +
+                   "build/Microsoft.ML.RegNet.targets in your project, keep RegNetPatchLibTorchSharp unset or true, and rebuild. " +
+                   "Alternatively install a libstdc++ from GCC 13 or newer.";
+        if (lib is null)
+            return "TorchSharp's native library libLibTorchSharp.so was not found next to the application. Reference TorchSharp-cpu 0.107.0 " +
+                   "(it brings libtorch-cpu-linux-x64 2.10.0), rebuild, and run from the build output folder.";
+        return $"TorchSharp's native library {lib} was found but could not be loaded. Run 'ldd {lib}' to see which dependency is missing.";
+    }
+
+    private static string? FindOutputLibrary()
+    {
+        foreach (var candidate in new[]
+                 {
+                     Path.Combine(AppContext.BaseDirectory, "libLibTorchSharp.so"),
+                     Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libLibTorchSharp.so"),
+                 })
+            if (File.Exists(candidate)) return candidate;
+        return null;
+    }
+
+    private static bool HostLibStdCxxHas(string versionName)
+    {
+        string[] candidates =
+        {
+            "/usr/lib/x86_64-linux-gnu/libstdc++.so.6", "/lib/x86_64-linux-gnu/libstdc++.so.6",
+            "/usr/lib64/libstdc++.so.6", "/lib64/libstdc++.so.6", "/usr/lib/libstdc++.so.6",
+        };
+        var path = candidates.FirstOrDefault(File.Exists);
+        return path is not null && IndexOf(File.ReadAllBytes(path), System.Text.Encoding.ASCII.GetBytes(versionName + "\0")) >= 0;
+    }
+
+    private static int IndexOf(byte[] haystack, byte[] needle) =>
+        haystack.AsSpan().IndexOf(needle);
+}
