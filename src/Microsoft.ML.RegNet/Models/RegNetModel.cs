@@ -1,3 +1,4 @@
+using TorchSharp.Utils;
 using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Modules;
 using Microsoft.ML.RegNet.Runtime;
@@ -20,8 +21,11 @@ public sealed class RegNetModel : nn.Module<Tensor, Tensor>
     /// <summary>Smallest input side the network accepts (five stride-2 reductions; the Keras minimum too).</summary>
     public const int MinimumInputSize = 32;
 
+    [ComponentName(Name = "stem")]
+
     private readonly ConvNorm _stem;
     private readonly RegStage[] _stages;
+    [ComponentName(Name = "head")]
     private readonly ClassifierHead? _head;
     private PaddingStyle _padding = PaddingStyle.Symmetric;
 
@@ -40,13 +44,9 @@ public sealed class RegNetModel : nn.Module<Tensor, Tensor>
         NumClasses = numClasses;
         _stem = new ConvNorm(3, spec.StemWidth, 3, stride: 2);
         _stages = spec.Blocks.GroupBy(b => b.Stage).Select(g => new RegStage(g)).ToArray();
-        register_module("stem", _stem);
         for (int i = 0; i < _stages.Length; i++) register_module($"s{i + 1}", _stages[i]);
-        if (numClasses > 0)
-        {
-            _head = new ClassifierHead(spec.FeatureWidth, numClasses);
-            register_module("head", _head);
-        }
+        if (numClasses > 0) _head = new ClassifierHead(spec.FeatureWidth, numClasses);
+        RegisterComponents();
         InitializeWeights(zeroInitLastBatchNorm);
     }
 

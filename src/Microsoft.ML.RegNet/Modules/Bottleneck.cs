@@ -1,3 +1,5 @@
+using TorchSharp.Utils;
+using TorchSharp;
 using Microsoft.ML.RegNet.Configs;
 using static TorchSharp.torch;
 
@@ -9,10 +11,15 @@ namespace Microsoft.ML.RegNet.Modules;
 /// </summary>
 public sealed class Bottleneck : nn.Module<Tensor, Tensor>
 {
+    [ComponentName(Name = "conv1")]
     private readonly ConvNorm _conv1;
+    [ComponentName(Name = "conv2")]
     private readonly ConvNorm _conv2;
+    [ComponentName(Name = "se")]
     private readonly SqueezeExcitation? _se;
+    [ComponentName(Name = "conv3")]
     private readonly ConvNorm _conv3;
+    [ComponentName(Name = "downsample")]
     private readonly ConvNorm? _downsample;
 
     public Bottleneck(BlockSpec block) : base(nameof(Bottleneck))
@@ -23,11 +30,7 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
         _se = block.SeWidth > 0 ? new SqueezeExcitation(block.BottleneckWidth, block.SeWidth) : null;
         _conv3 = new ConvNorm(block.BottleneckWidth, block.OutWidth, 1, activate: false);
         _downsample = block.HasProjection ? new ConvNorm(block.InWidth, block.OutWidth, 1, block.Stride, activate: false) : null;
-        register_module("conv1", _conv1);
-        register_module("conv2", _conv2);
-        if (_se is not null) register_module("se", _se);
-        register_module("conv3", _conv3);
-        if (_downsample is not null) register_module("downsample", _downsample);
+        RegisterComponents();
     }
 
     public BlockSpec Spec { get; }

@@ -1,3 +1,5 @@
+using TorchSharp.Utils;
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -6,12 +8,13 @@ namespace Microsoft.ML.RegNet.Modules;
 /// <summary>The linear classifier on pooled features. State-dict child: <c>fc</c>.</summary>
 public sealed class ClassifierHead : nn.Module<Tensor, Tensor>
 {
+    [ComponentName(Name = "fc")]
     private readonly Linear _fc;
 
     public ClassifierHead(long features, long classes) : base(nameof(ClassifierHead))
     {
         _fc = nn.Linear(features, classes);
-        register_module("fc", _fc);
+        RegisterComponents();
     }
 
     public Linear Fc => _fc;

@@ -1,3 +1,4 @@
+using TorchSharp.Utils;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -13,7 +14,10 @@ public sealed class ConvNorm : nn.Module<Tensor, Tensor>
     /// <summary>BatchNorm momentum in PyTorch's convention (Keras 0.9 is the same update).</summary>
     public const double BatchNormMomentum = 0.1;
 
+    [ComponentName(Name = "conv")]
+
     private readonly Conv2d _conv;
+    [ComponentName(Name = "bn")]
     private readonly BatchNorm2d _bn;
     private readonly bool _activate;
     private readonly int _kernel;
@@ -27,8 +31,7 @@ public sealed class ConvNorm : nn.Module<Tensor, Tensor>
         _activate = activate;
         _conv = nn.Conv2d(inChannels, outChannels, kernel, stride: stride, padding: kernel / 2, groups: groups, bias: false);
         _bn = nn.BatchNorm2d(outChannels, eps: BatchNormEps, momentum: BatchNormMomentum);
-        register_module("conv", _conv);
-        register_module("bn", _bn);
+        RegisterComponents();
     }
 
     public Conv2d Conv => _conv;

@@ -12,6 +12,7 @@ public sealed class RegStage : nn.Module<Tensor, Tensor>
     {
         _blocks = blocks.Select(b => new Bottleneck(b)).ToArray();
         foreach (var block in _blocks) register_module($"b{block.Spec.Index}", block);
+        RegisterComponents();
     }
 
     public IReadOnlyList<Bottleneck> Blocks => _blocks;

@@ -1,3 +1,5 @@
+using TorchSharp.Utils;
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -7,15 +9,16 @@ namespace Microsoft.ML.RegNet.Modules;
 /// State-dict children: <c>fc1</c>, <c>fc2</c>.</summary>
 public sealed class SqueezeExcitation : nn.Module<Tensor, Tensor>
 {
+    [ComponentName(Name = "fc1")]
     private readonly Conv2d _fc1;
+    [ComponentName(Name = "fc2")]
     private readonly Conv2d _fc2;
 
     public SqueezeExcitation(long channels, long squeezeChannels) : base(nameof(SqueezeExcitation))
     {
         _fc1 = nn.Conv2d(channels, squeezeChannels, 1, bias: true);
         _fc2 = nn.Conv2d(squeezeChannels, channels, 1, bias: true);
-        register_module("fc1", _fc1);
-        register_module("fc2", _fc2);
+        RegisterComponents();
     }
 
     public Conv2d Squeeze => _fc1;

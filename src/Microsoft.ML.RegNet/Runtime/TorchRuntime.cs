@@ -11,23 +11,56 @@ public static class TorchRuntime
     private const string RequiredGlibcxx = "GLIBCXX_3.4.32";
     private static readonly Lazy<Exception?> LoadError = new(TryLoad, LazyThreadSafetyMode.ExecutionAndPublication);
 
+    /// <summary>
+    /// Environment variable that overrides the oneDNN decision: <c>on</c> keeps oneDNN convolutions even where the self-test
+    /// finds them wrong, <c>off</c> always disables them, unset or <c>auto</c> disables them only when the self-test fails.
+    /// </summary>
+    public const string OneDnnVariable = "REGNET_ONEDNN";
+
     /// <summary>Throws <see cref="InvalidOperationException"/> with a diagnosis when TorchSharp's native library cannot load.</summary>
+    /// <remarks>On first use it also runs <see cref="ConvolutionSelfTest"/>: libtorch 2.10's oneDNN kernels compute some 3×3
+    /// convolutions wrongly on x86-64 CPUs, and when they do, oneDNN is switched off for this process (PyTorch's own
+    /// convolutions are then used: correct, about 30 % slower for RegNetX-002 training).</remarks>
     public static void EnsureAvailable()
     {
         if (LoadError.Value is { } error) throw error;
     }
+
+    /// <summary>Whether oneDNN (MKL-DNN) convolutions are in use in this process.</summary>
+    public static bool OneDnnEnabled => LibTorchContext.MkldnnEnabled;
+
+    /// <summary>What the convolution self-test found when libtorch was first used, for logs and bug reports.</summary>
+    public static string ConvolutionSelfTest { get; private set; } = "not run";
 
     private static Exception? TryLoad()
     {
         try
         {
             using var probe = torch.ones(1);
+            ChooseConvolutionBackend();
             return null;
         }
         catch (Exception e) when (e is TypeInitializationException or DllNotFoundException or NotSupportedException)
         {
             return new InvalidOperationException(Diagnose(), e);
         }
+    }
+
+    private static void ChooseConvolutionBackend()
+    {
+        string mode = (Environment.GetEnvironmentVariable(OneDnnVariable) ?? "auto").Trim().ToLowerInvariant();
+        double error = LibTorchContext.MkldnnEnabled ? ConvolutionErrorProbe.MaxError() : 0;
+        bool broken = error > ConvolutionErrorProbe.Tolerance;
+        bool disable = mode switch
+        {
+            "on" => false,
+            "off" => true,
+            "auto" => broken,
+            _ => throw new InvalidOperationException($"{OneDnnVariable} must be on, off or auto (got '{mode}')."),
+        };
+        if (disable) LibTorchContext.MkldnnEnabled = false;
+        ConvolutionSelfTest = FormattableString.Invariant(
+            $"oneDNN convolution max error {error:E2} ({(broken ? "wrong" : "correct")}); {OneDnnVariable}={mode}; oneDNN {(LibTorchContext.MkldnnEnabled ? "enabled" : "disabled")}");
     }
 
     /// <summary>Explains why libtorch did not load on this host.</summary>
