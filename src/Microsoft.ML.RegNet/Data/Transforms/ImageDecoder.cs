@@ -1,0 +1,126 @@
+using System.Buffers;
+using System.Runtime.InteropServices;
+using Microsoft.ML.Data;
+using SkiaSharp;
+
+namespace Microsoft.ML.RegNet.Data.Transforms;
+
+/// <summary>
+/// Decodes encoded images (JPEG, PNG, WebP, GIF, BMP… whatever SkiaSharp reads) to <see cref="RgbImage"/>.
+/// Grayscale, palette and CMYK/YCCK images are converted to RGB by the codec; an alpha channel is dropped after
+/// un-premultiplying (the colour under a transparent pixel is kept, as PIL's <c>convert("RGB")</c> does).
+/// EXIF orientation is not applied (neither PIL nor OpenCV's pycls loader applies it by default).
+/// </summary>
+public static class ImageDecoder
+{
+    /// <summary>Decodes <paramref name="encoded"/>; failures throw <see cref="InvalidDataException"/> naming <paramref name="source"/>.</summary>
+    /// <param name="encoded">The file bytes.</param>
+    /// <param name="source">What to call the image in error messages (a path, "row 17", …).</param>
+    public static RgbImage Decode(ReadOnlySpan<byte> encoded, string? source = null)
+    {
+        string name = source ?? "image";
+        if (encoded.IsEmpty)
+            throw new InvalidDataException($"{name}: the image is empty (0 bytes).");
+        using var data = SKData.CreateCopy(encoded);
+        using var codec = SKCodec.Create(data)
+            ?? throw new InvalidDataException($"{name}: not a decodable image ({encoded.Length} bytes; unknown format or corrupt header).");
+        int width = codec.Info.Width, height = codec.Info.Height;
+        if (width <= 0 || height <= 0)
+            throw new InvalidDataException($"{name}: the image has no pixels ({width}×{height}).");
+        var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        int rgbaLength = checked(width * height * 4);
+        byte[] rgba = ArrayPool<byte>.Shared.Rent(rgbaLength);
+        try
+        {
+            SKCodecResult result;
+            unsafe
+            {
+                fixed (byte* p = rgba)
+                    result = codec.GetPixels(info, (IntPtr)p);
+            }
+            if (result != SKCodecResult.Success)
+                throw new InvalidDataException($"{name}: decoding failed ({result}; the file is truncated or corrupt).");
+            var image = new RgbImage(width, height);
+            RgbaToRgb(rgba.AsSpan(0, rgbaLength), image.Pixels, swapRedBlue: false);
+            return image;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rgba);
+        }
+    }
+
+    /// <summary>Reads and decodes a file; errors name the path.</summary>
+    public static RgbImage DecodeFile(string path)
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidDataException($"{path}: cannot read the file ({e.Message}).", e);
+        }
+        return Decode(bytes, path);
+    }
+
+    /// <summary>Copies an ML.NET image (BGRA or RGBA, 4 bytes per pixel) to RGB, dropping alpha.</summary>
+    public static RgbImage FromMLImage(MLImage image, string? source = null)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        string name = source ?? "image";
+        if (image.Width <= 0 || image.Height <= 0)
+            throw new InvalidDataException($"{name}: the image has no pixels ({image.Width}×{image.Height}).");
+        bool bgra = image.PixelFormat switch
+        {
+            MLPixelFormat.Bgra32 => true,
+            MLPixelFormat.Rgba32 => false,
+            _ => throw new InvalidDataException($"{name}: unsupported pixel format {image.PixelFormat}."),
+        };
+        var rgb = new RgbImage(image.Width, image.Height);
+        RgbaToRgb(image.Pixels, rgb.Pixels, swapRedBlue: bgra);
+        return rgb;
+    }
+
+    /// <summary>Makes an ML.NET image (RGBA, opaque) from an RGB image.</summary>
+    public static MLImage ToMLImage(RgbImage image)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        int n = image.Width * image.Height;
+        byte[] rgba = ArrayPool<byte>.Shared.Rent(n * 4);
+        try
+        {
+            ReadOnlySpan<byte> src = image.Pixels;
+            Span<byte> dst = rgba.AsSpan(0, n * 4);
+            for (int i = 0, s = 0, d = 0; i < n; i++, s += 3, d += 4)
+            {
+                dst[d] = src[s];
+                dst[d + 1] = src[s + 1];
+                dst[d + 2] = src[s + 2];
+                dst[d + 3] = 255;
+            }
+            return MLImage.CreateFromPixels(image.Width, image.Height, MLPixelFormat.Rgba32, dst);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rgba);
+        }
+    }
+
+    private static void RgbaToRgb(ReadOnlySpan<byte> src, Span<byte> dst, bool swapRedBlue)
+    {
+        int n = dst.Length / 3;
+        if (src.Length < n * 4) throw new InvalidDataException($"Pixel buffer too short ({src.Length} bytes for {n} pixels).");
+        // Reading whole pixels as uints keeps this loop simple and fast on little-endian machines.
+        ReadOnlySpan<uint> px = MemoryMarshal.Cast<byte, uint>(src[..(n * 4)]);
+        int r = swapRedBlue ? 16 : 0, b = swapRedBlue ? 0 : 16;
+        for (int i = 0, d = 0; i < n; i++, d += 3)
+        {
+            uint p = px[i];
+            dst[d] = (byte)(p >> r);
+            dst[d + 1] = (byte)(p >> 8);
+            dst[d + 2] = (byte)(p >> b);
+        }
+    }
+}
