@@ -1,0 +1,165 @@
+using Microsoft.ML.RegNet.Configs;
+using Microsoft.ML.RegNet.Data;
+using Microsoft.ML.RegNet.Data.Mixing;
+using Microsoft.ML.RegNet.Data.Pipeline;
+using Microsoft.ML.RegNet.Data.Transforms;
+
+namespace Microsoft.ML.RegNet.Training;
+
+/// <summary>Optimizer family.</summary>
+public enum OptimizerKind
+{
+    /// <summary>Adam with weight decay applied separately (see <see cref="WeightDecaySemantics"/>).</summary>
+    AdamW,
+    /// <summary>SGD with momentum (pycls: Nesterov, momentum 0.9, coupled L2).</summary>
+    Sgd,
+}
+
+public sealed partial class RegNetTrainer
+{
+    /// <summary>
+    /// Everything the trainer does, as public fields in ML.NET style. The defaults are a sensible fine-tuning/small-data
+    /// recipe; <see cref="KerasRecipe"/> gives the recipe that produced the Keras RegNets.
+    /// </summary>
+    public sealed class Options
+    {
+        /// <summary>Key-typed label column (put <c>MapValueToKey</c> before the trainer).</summary>
+        public string LabelColumnName = "Label";
+        /// <summary>Image column: <c>MLImage</c> from <c>LoadImages</c>, or encoded bytes from <c>LoadRawImageBytes</c>.</summary>
+        public string ImageColumnName = "Image";
+        /// <summary>Output: softmax probabilities, one per class, slot names = class names.</summary>
+        public string ScoreColumnName = "Score";
+        /// <summary>Output: the predicted class as a key of the label's key type.</summary>
+        public string PredictedLabelColumnName = "PredictedLabel";
+
+        /// <summary>Architecture name (<c>X002</c> … <c>Y320</c>, any spelling <see cref="RegNetSpec.FromName"/> accepts).</summary>
+        public string Architecture = "X002";
+        /// <summary>A custom architecture; when set it replaces <see cref="Architecture"/>.</summary>
+        public RegNetSpec? Spec;
+        /// <summary>Start each residual branch's last BN γ at zero.</summary>
+        public bool ZeroInitLastBatchNorm;
+
+        /// <summary>Side of the square network input.</summary>
+        public int ImageSize = 224;
+        /// <summary>Images per optimizer step.</summary>
+        public int BatchSize = 32;
+        /// <summary>Epochs to train (fewer when early stopping stops).</summary>
+        public int MaxEpochs = 10;
+
+        public OptimizerKind Optimizer = OptimizerKind.AdamW;
+        public double AdamBeta1 = 0.9;
+        public double AdamBeta2 = 0.999;
+        public double AdamEpsilon = 1e-8;
+        public double Momentum = 0.9;
+        public bool Nesterov = true;
+
+        /// <summary>Peak learning rate (after warmup), for <see cref="LearningRateReferenceBatchSize"/> images per step if that is set.</summary>
+        public double LearningRate = 1e-3;
+        /// <summary>Linear scaling rule: when set, the learning rate used is LearningRate · BatchSize / this.</summary>
+        public int? LearningRateReferenceBatchSize;
+        public double WarmupEpochs = 0;
+        /// <summary>Warmup starts at this fraction of the learning rate (pycls: 0.1).</summary>
+        public double WarmupFactor = 0.1;
+        public LearningRateScheduleKind Schedule = LearningRateScheduleKind.HalfCosine;
+        public ScheduleGranularity ScheduleGranularity = ScheduleGranularity.PerStep;
+        /// <summary>Epoch milestones of the step schedule.</summary>
+        public int[] StepMilestones = Array.Empty<int>();
+        public double StepGamma = 0.1;
+
+        public double WeightDecay = 5e-5;
+        public WeightDecaySemantics WeightDecaySemantics = WeightDecaySemantics.Decoupled;
+        /// <summary>Exclude BatchNorm parameters and biases from weight decay (the seed trainer did not).</summary>
+        public bool ExcludeNormAndBiasFromWeightDecay;
+        public double LabelSmoothing = 0;
+
+        /// <summary>Training-time augmentation (inception crop with area factor, flip, PCA lighting).</summary>
+        public AugmentationOptions Augmentation = AugmentationOptions.Training();
+        /// <summary>Batch mixing: mixup α, CutMix α, partner choice.</summary>
+        public MixingOptions Mixing = new();
+        /// <summary>Input normalisation. Keras-trained weights use <see cref="ImageNormalization.UnitScale"/>.</summary>
+        public ImageNormalization Normalization = ImageNormalization.ImageNet;
+        /// <summary>Evaluation centre-crop fraction (resize shorter side to ImageSize / CropFraction).</summary>
+        public double CropFraction = 0.875;
+        /// <summary>Shuffle the training data each epoch (deterministic per seed and epoch).</summary>
+        public bool Shuffle = true;
+        public int ShufflePoolSize = 4096;
+        /// <summary>Rows whose image cannot be decoded: fail (naming the row) or skip and count.</summary>
+        public BadImagePolicy BadImagePolicy = BadImagePolicy.FailOnBadImage;
+
+        /// <summary>Data evaluated after every epoch.</summary>
+        public IDataView? ValidationSet;
+        /// <summary>When no validation set is given, hold out this fraction of the training data (null: none).</summary>
+        public double? ValidationFraction;
+        public EarlyStoppingOptions? EarlyStopping;
+
+        /// <summary>Weights to start from: a safetensors file (timm or torchvision layout) or a checkpoint.</summary>
+        public string? StartingWeightsPath;
+        /// <summary>A trained transformer to start from (fine-tuning); its weights are copied.</summary>
+        public RegNetTransformer? StartingModel;
+        /// <summary>Freeze the stem (no gradient, BatchNorm statistics kept).</summary>
+        public bool FreezeStem;
+        /// <summary>Freeze the stem and the first N stages.</summary>
+        public int FreezeStages;
+
+        /// <summary>Folder under which each Fit writes runs/&lt;yyyyMMdd-HHmmss&gt;-&lt;arch&gt;/ (null: no run folder).</summary>
+        public string? WorkspacePath;
+        /// <summary>Continue a run: a run folder (its latest checkpoint) or a checkpoint file.</summary>
+        public string? ResumeFrom;
+        /// <summary>Write the latest checkpoint every N steps as well as at the end of every epoch (0: epochs only).</summary>
+        public int CheckpointEveryNSteps;
+
+        /// <summary>Seed of initialisation, data order and augmentation; null = the MLContext seed, or 1.</summary>
+        public int? Seed;
+        /// <summary>libtorch intra-op threads (null: libtorch's default).</summary>
+        public int? NumberOfThreads;
+        /// <summary>Threads that decode and augment images while the model trains.</summary>
+        public int WorkerThreads = Math.Max(1, Environment.ProcessorCount);
+
+        /// <summary>Receives metrics every <see cref="LogEveryNSteps"/> steps and at the end of every epoch.</summary>
+        public Action<RegNetTrainingMetrics>? MetricsCallback;
+        public int LogEveryNSteps = 50;
+        /// <summary>Stops training cleanly; Fit then returns the model as it was after the last completed step.</summary>
+        public CancellationToken CancellationToken;
+
+        /// <summary>The recipe behind the Keras RegNets (training_recipe.md §1): AdamW with TFA-style constant decay,
+        /// lr 0.001 per 128 images, 5 warmup epochs from 0.1, per-epoch half cosine, the model's area factor and mixup,
+        /// 1/255 scaling only.</summary>
+        public static Options KerasRecipe(string architecture, int maxEpochs = 100)
+        {
+            var spec = RegNetSpec.FromName(architecture);
+            var (areaFactor, mixup, decay) = KerasRecipeTable(spec.Name);
+            return new Options
+            {
+                Architecture = spec.Name,
+                MaxEpochs = maxEpochs,
+                LearningRate = 0.001,
+                LearningRateReferenceBatchSize = 128,
+                AdamEpsilon = 1e-7,
+                WarmupEpochs = 5,
+                WarmupFactor = 0.1,
+                Schedule = LearningRateScheduleKind.HalfCosine,
+                ScheduleGranularity = ScheduleGranularity.PerEpoch,
+                WeightDecay = decay,
+                WeightDecaySemantics = WeightDecaySemantics.DecoupledConstant,
+                Augmentation = AugmentationOptions.Training(areaFactor),
+                Mixing = new MixingOptions { MixupAlpha = mixup, Partner = MixupPartner.Reversed },
+                Normalization = ImageNormalization.UnitScale,
+            };
+        }
+
+        // (area factor, mixup α, weight decay) per model, from the Keras author's table (training_recipe.md §1.13).
+        private static (double AreaFactor, double Mixup, double Decay) KerasRecipeTable(string name) => name switch
+        {
+            "RegNetX002" => (0.25, 0.0, 5e-5),
+            "RegNetX004" or "RegNetX006" or "RegNetX008" => (0.08, 0.0, 5e-5),
+            "RegNetX016" or "RegNetX032" or "RegNetX040" => (0.08, 0.2, 5e-5),
+            "RegNetX064" or "RegNetX080" => (0.08, 0.3, 5e-5),
+            "RegNetX120" or "RegNetX160" or "RegNetX320" => (0.08, 0.4, 5e-5),
+            "RegNetY002" or "RegNetY004" => (0.16, 0.2, 1e-5),
+            "RegNetY006" or "RegNetY008" => (0.16, 0.2, 5e-5),
+            "RegNetY016" or "RegNetY032" or "RegNetY040" => (0.08, 0.2, 5e-5),
+            "RegNetY064" or "RegNetY080" => (0.08, 0.3, 5e-5),
+            _ => (0.08, 0.4, 5e-5),
+        };
+    }
+}

@@ -1,0 +1,128 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using SkiaSharp;
+using TorchSharp;
+
+namespace Microsoft.ML.RegNet.Training;
+
+/// <summary>
+/// Everything one <c>Fit</c> leaves behind, in one folder <c>&lt;workspace&gt;/runs/&lt;yyyyMMdd-HHmmss&gt;-&lt;arch&gt;/</c>:
+/// config.json, metrics.jsonl, metrics.csv, TensorBoard events, curves.png and checkpoints/{latest,best}.ckpt.
+/// </summary>
+public sealed class RunDirectory : IDisposable
+{
+    private readonly StreamWriter _jsonl;
+    private readonly StreamWriter _csv;
+    private readonly TorchSharp.Modules.SummaryWriter _tensorboard;
+    private readonly List<RegNetTrainingMetrics> _history = new();
+
+    private RunDirectory(string path)
+    {
+        Path = path;
+        Directory.CreateDirectory(CheckpointsPath);
+        _jsonl = new StreamWriter(System.IO.Path.Combine(path, "metrics.jsonl"), append: true, Encoding.UTF8) { AutoFlush = true };
+        bool newCsv = !File.Exists(System.IO.Path.Combine(path, "metrics.csv"));
+        _csv = new StreamWriter(System.IO.Path.Combine(path, "metrics.csv"), append: true, Encoding.UTF8) { AutoFlush = true };
+        if (newCsv) _csv.WriteLine("phase,epoch,step,loss,accuracy,top5,learning_rate,images_per_second,images");
+        _tensorboard = torch.utils.tensorboard.SummaryWriter(System.IO.Path.Combine(path, "tensorboard"), createRunName: false);
+    }
+
+    /// <summary>The run folder.</summary>
+    public string Path { get; }
+
+    public string CheckpointsPath => System.IO.Path.Combine(Path, "checkpoints");
+    public string LatestCheckpoint => System.IO.Path.Combine(CheckpointsPath, "latest.ckpt");
+    public string BestCheckpoint => System.IO.Path.Combine(CheckpointsPath, "best.ckpt");
+
+    /// <summary>A new run folder under <paramref name="workspace"/>/runs, named by local date and time and architecture.</summary>
+    public static RunDirectory Create(string workspace, string architecture, DateTime now)
+    {
+        string stamp = now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
+        string name = $"{stamp}-{Sanitize(architecture)}";
+        string path = System.IO.Path.Combine(workspace, "runs", name);
+        for (int i = 2; Directory.Exists(path); i++) path = System.IO.Path.Combine(workspace, "runs", $"{name}-{i}");
+        return new RunDirectory(path);
+    }
+
+    /// <summary>Reopens an existing run folder to continue it.</summary>
+    public static RunDirectory Open(string path) =>
+        Directory.Exists(path) ? new RunDirectory(path) : throw new DirectoryNotFoundException($"Run folder {path} does not exist.");
+
+    public void WriteConfig(IReadOnlyDictionary<string, object?> config) =>
+        AtomicFile.Write(System.IO.Path.Combine(Path, "config.json"),
+            s => JsonSerializer.Serialize(s, config, new JsonSerializerOptions { WriteIndented = true }));
+
+    public void Record(RegNetTrainingMetrics m)
+    {
+        _history.Add(m);
+        _jsonl.WriteLine(JsonSerializer.Serialize(new
+        {
+            phase = m.Phase.ToString(), epoch = m.Epoch, step = m.Step, loss = Finite(m.Loss), accuracy = m.Accuracy, top5 = m.Top5Accuracy,
+            learning_rate = m.LearningRate, images_per_second = m.ImagesPerSecond, images = m.Images,
+        }));
+        _csv.WriteLine(string.Join(',', m.Phase, m.Epoch, m.Step, F(m.Loss), F(m.Accuracy), F(m.Top5Accuracy), F(m.LearningRate), F(m.ImagesPerSecond), m.Images));
+        string tag = m.Phase switch { MetricsPhase.Validation => "validation", MetricsPhase.TrainEpoch => "train_epoch", _ => "train" };
+        _tensorboard.add_scalar($"{tag}/loss", (float)m.Loss, (int)m.Step);
+        _tensorboard.add_scalar($"{tag}/accuracy", (float)m.Accuracy, (int)m.Step);
+        _tensorboard.add_scalar($"{tag}/top5", (float)m.Top5Accuracy, (int)m.Step);
+        if (m.Phase == MetricsPhase.TrainSteps) _tensorboard.add_scalar("learning_rate", (float)m.LearningRate, (int)m.Step);
+    }
+
+    /// <summary>Draws loss, accuracy and learning rate against steps into curves.png.</summary>
+    public void PlotCurves()
+    {
+        const int width = 900, height = 300, margin = 30;
+        using var surface = SKSurface.Create(new SKImageInfo(width * 3, height));
+        var canvas = surface.Canvas;
+        canvas.Clear(SKColors.White);
+        var steps = _history.Where(h => h.Phase == MetricsPhase.TrainSteps).ToList();
+        var validation = _history.Where(h => h.Phase == MetricsPhase.Validation).ToList();
+        DrawPanel(canvas, 0, "loss", (steps, h => h.Loss, SKColors.SteelBlue), (validation, h => h.Loss, SKColors.OrangeRed));
+        DrawPanel(canvas, width, "accuracy", (steps, h => h.Accuracy, SKColors.SteelBlue), (validation, h => h.Accuracy, SKColors.OrangeRed));
+        DrawPanel(canvas, 2 * width, "learning rate", (steps, h => h.LearningRate, SKColors.SeaGreen));
+        using var image = surface.Snapshot();
+        using var png = image.Encode(SKEncodedImageFormat.Png, 100);
+        AtomicFile.Write(System.IO.Path.Combine(Path, "curves.png"), s => png.SaveTo(s));
+
+        void DrawPanel(SKCanvas c, int left, string title, params (List<RegNetTrainingMetrics> Points, Func<RegNetTrainingMetrics, double> Value, SKColor Color)[] series)
+        {
+            using var text = new SKPaint { Color = SKColors.Black, TextSize = 16, IsAntialias = true };
+            using var axis = new SKPaint { Color = SKColors.Gray, StrokeWidth = 1 };
+            c.DrawText(title + " (blue: train, red: validation)", left + margin, 20, text);
+            c.DrawLine(left + margin, height - margin, left + width - margin, height - margin, axis);
+            c.DrawLine(left + margin, margin, left + margin, height - margin, axis);
+            var all = series.SelectMany(s => s.Points.Select(p => (p.Step, V: s.Value(p)))).Where(p => double.IsFinite(p.V)).ToList();
+            if (all.Count == 0) return;
+            double maxStep = Math.Max(1, all.Max(p => p.Step)), lo = all.Min(p => p.V), hi = all.Max(p => p.V);
+            if (hi - lo < 1e-12) hi = lo + 1;
+            c.DrawText(hi.ToString("G3", CultureInfo.InvariantCulture), left + 2, margin + 5, text);
+            c.DrawText(lo.ToString("G3", CultureInfo.InvariantCulture), left + 2, height - margin, text);
+            foreach (var (points, value, color) in series)
+            {
+                using var paint = new SKPaint { Color = color, StrokeWidth = 2, IsAntialias = true, Style = SKPaintStyle.Stroke };
+                using var path = new SKPath();
+                bool first = true;
+                foreach (var p in points.Where(p => double.IsFinite(value(p))))
+                {
+                    float x = (float)(left + margin + (width - 2 * margin) * p.Step / maxStep);
+                    float y = (float)(height - margin - (height - 2 * margin) * (value(p) - lo) / (hi - lo));
+                    if (first) path.MoveTo(x, y); else path.LineTo(x, y);
+                    first = false;
+                    if (points.Count < 50) c.DrawCircle(x, y, 3, paint);
+                }
+                c.DrawPath(path, paint);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _jsonl.Dispose();
+        _csv.Dispose();
+    }
+
+    private static string F(double v) => v.ToString("G9", CultureInfo.InvariantCulture);
+    private static double? Finite(double v) => double.IsFinite(v) ? v : null;
+    private static string Sanitize(string s) => new(s.Select(ch => char.IsLetterOrDigit(ch) || ch is '-' or '_' ? ch : '_').ToArray());
+}
