@@ -108,12 +108,13 @@ internal static class Benchmark
         var scratch = new RgbImage(224, 224);
         for (int i = 0; i < Math.Min(16, count); i++)
             augmenter.Process(ImageDecoder.Decode(jpegs[i]), AugmentationRandom.ForSample(0, 0, i), buffer, scratch);
+        byte[]? decodeBuffer = null;
         var sw = Stopwatch.StartNew();
         double decodeSeconds = 0;
         for (int i = 0; i < count; i++)
         {
             long t0 = Stopwatch.GetTimestamp();
-            var image = ImageDecoder.Decode(jpegs[i]);
+            var image = ImageDecoder.Decode(jpegs[i], null, ref decodeBuffer);
             decodeSeconds += Stopwatch.GetElapsedTime(t0).TotalSeconds;
             augmenter.Process(image, AugmentationRandom.ForSample(0, 0, i), buffer, scratch);
         }
