@@ -293,6 +293,7 @@ public sealed class ImageBatchPipeline
     private void RunWorker(ChannelReader<Job> work, int epoch, CancellationToken token)
     {
         var scratch = new RgbImage(Options.ImageSize, Options.ImageSize);
+        byte[]? decodeBuffer = null;
         try
         {
             while (work.WaitToReadAsync(token).AsTask().GetAwaiter().GetResult())
@@ -301,7 +302,7 @@ public sealed class ImageBatchPipeline
                 {
                     try
                     {
-                        Process(job, epoch, scratch);
+                        Process(job, epoch, scratch, ref decodeBuffer);
                         job.Done.TrySetResult();
                     }
                     catch (Exception e)
@@ -316,7 +317,7 @@ public sealed class ImageBatchPipeline
         }
     }
 
-    private void Process(Job job, int epoch, RgbImage scratch)
+    private void Process(Job job, int epoch, RgbImage scratch, ref byte[]? decodeBuffer)
     {
         int len = ImageLength;
         for (int i = 0; i < job.Samples.Length; i++)
@@ -327,7 +328,7 @@ public sealed class ImageBatchPipeline
             {
                 try
                 {
-                    var image = s.Decoded ?? ImageDecoder.Decode(s.Encoded ?? [], $"row {s.Row}");
+                    var image = s.Decoded ?? ImageDecoder.Decode(s.Encoded ?? [], $"row {s.Row}", ref decodeBuffer);
                     var random = AugmentationRandom.ForSample(Options.Seed, epoch, s.Row);
                     _augmenter.Process(image, random, job.Buffer.AsSpan(i * len, len), scratch);
                     job.Ok[i] = true;
@@ -374,7 +375,8 @@ public sealed class ImageBatchPipeline
         }
         int s = Options.ImageSize;
         var images = empty(new long[] { n, 3, s, s }, ScalarType.Float32);
-        images.data<float>().CopyFrom(new ReadOnlySpan<float>(job.Buffer, 0, n * len), 0, 0);
+        // Tensor.bytes is a view of a CPU tensor's storage: one memcpy (TensorAccessor.CopyFrom is element-wise, ~15× slower).
+        new ReadOnlySpan<float>(job.Buffer, 0, n * len).CopyTo(MemoryMarshal.Cast<byte, float>(images.bytes));
         _buffers.Add(job.Buffer);
         images.DetachFromDisposeScope();
         Tensor? labelTensor = null;

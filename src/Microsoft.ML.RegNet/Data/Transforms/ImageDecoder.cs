@@ -18,6 +18,17 @@ public static class ImageDecoder
     /// <param name="source">What to call the image in error messages (a path, "row 17", …).</param>
     public static RgbImage Decode(ReadOnlySpan<byte> encoded, string? source = null)
     {
+        byte[]? buffer = null;
+        return Decode(encoded, source, ref buffer);
+    }
+
+    /// <summary>
+    /// Decodes into a reusable pixel buffer: <paramref name="buffer"/> is used when large enough and replaced by a larger
+    /// one otherwise, so a worker decoding many images allocates only when it meets a bigger one. The returned image
+    /// wraps the buffer, so it is valid until the next call with the same buffer.
+    /// </summary>
+    public static RgbImage Decode(ReadOnlySpan<byte> encoded, string? source, ref byte[]? buffer)
+    {
         string name = source ?? "image";
         if (encoded.IsEmpty)
             throw new InvalidDataException($"{name}: the image is empty (0 bytes).");
@@ -40,7 +51,9 @@ public static class ImageDecoder
             }
             if (result != SKCodecResult.Success)
                 throw new InvalidDataException($"{name}: decoding failed ({result}; the file is truncated or corrupt).");
-            var image = new RgbImage(width, height);
+            int rgbLength = checked(width * height * 3);
+            if (buffer is null || buffer.Length < rgbLength) buffer = new byte[rgbLength];
+            var image = new RgbImage(width, height, buffer);
             RgbaToRgb(rgba.AsSpan(0, rgbaLength), image.Pixels, swapRedBlue: false);
             return image;
         }
