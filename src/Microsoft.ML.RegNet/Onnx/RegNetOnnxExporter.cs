@@ -194,7 +194,7 @@ public static class RegNetOnnxExporter
         {
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
-            foreach (var (name, tensor) in model.state_dict())
+            foreach (var (name, tensor) in CanonicalState(model))
             {
                 if (tensor is null || tensor.IsInvalid)
                     throw new InvalidOperationException($"The RegNetModel has no usable weights: '{name}' was disposed. Export a live model (load or train its weights first; do not dispose it or its parameters).");
@@ -218,9 +218,16 @@ public static class RegNetOnnxExporter
             throw new InvalidOperationException("The RegNetModel has no usable weights (it was disposed). Export a live model.", e);
         }
         if (tensors.Count == 0)
-            throw new InvalidOperationException("The RegNetModel has no weights to export.");
+            throw new InvalidOperationException("The RegNetModel has no usable weights (its state dict is empty; was it disposed?). Export a live model.");
         return new Weights(tensors, counters);
     }
+
+    /// <summary>
+    /// The state dict under its timm-style names. TorchSharp also lists every submodule held in a field under the field's
+    /// name (<c>stem._conv.weight</c> next to <c>stem.conv.weight</c>, the same tensor); those aliases are skipped.
+    /// </summary>
+    internal static IEnumerable<KeyValuePair<string, Tensor>> CanonicalState(RegNetModel model) =>
+        model.state_dict().Where(kv => !kv.Key.Split('.').Any(part => part.StartsWith('_')));
 
     // ---- protobuf helpers ----
 
