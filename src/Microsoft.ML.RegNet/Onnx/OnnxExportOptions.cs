@@ -45,7 +45,8 @@ public sealed class OnnxExportOptions
     public int? BatchSize { get; set; }
 
     /// <summary>
-    /// Drop the batch dimension from the outputs (logits/probabilities become [classes], the arg-max a scalar).
+    /// Drop the batch dimension from the outputs (logits/probabilities become [classes], the arg-max a one-element
+    /// vector [1]: ML.NET's OnnxTransformer fails on rank-0 tensor outputs).
     /// Requires <see cref="BatchSize"/> = 1; this is the layout ML.NET's ApplyOnnxModel needs for a plain <c>Vector&lt;Single, C&gt;</c>.
     /// </summary>
     public bool SqueezeBatchDimension { get; set; }

@@ -142,8 +142,9 @@ public static class RegNetOnnxExporter
         }
         if (options.PredictedIndexOutputName is { } argmax)
         {
-            g.Node("ArgMax", new[] { x }, "output.argmax", new[] { Int("axis", -1), Int("keepdims", 0) }, outputName: argmax);
-            graph.Output.Add(ValueInfo(argmax, TensorProto.Types.DataType.Int64, squeeze ? Array.Empty<TensorShapeProto.Types.Dimension>() : new[] { Dim(options.BatchSize, "N") }));
+            // Squeezed: a one-element vector rather than a rank-0 tensor, which ML.NET's OnnxTransformer cannot read.
+            g.Node("ArgMax", new[] { x }, "output.argmax", new[] { Int("axis", -1), Int("keepdims", squeeze ? 1 : 0) }, outputName: argmax);
+            graph.Output.Add(ValueInfo(argmax, TensorProto.Types.DataType.Int64, squeeze ? new[] { Dim(1, null) } : new[] { Dim(options.BatchSize, "N") }));
         }
 
         var proto = new ModelProto

@@ -1,13 +1,14 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.RegNet.Data;
 using Microsoft.ML.RegNet.Models;
+using Microsoft.ML.Transforms;
 using Microsoft.ML.Transforms.Image;
 
 namespace Microsoft.ML.RegNet.Onnx;
 
 /// <summary>
 /// Builds an ML.NET scoring pipeline for a <see cref="RegNetModel"/> out of ML.NET's own transformers only
-/// (ResizeImages → ExtractPixels → ApplyOnnxModel → CopyColumns → MapValue → DropColumns), so the result can be saved
+/// (ResizeImages → ExtractPixels → ApplyOnnxModel → CopyColumns → Hash → MapValue → DropColumns), so the result can be saved
 /// with <c>mlContext.Model.Save</c> and loaded with <c>mlContext.Model.Load</c> by any application that references
 /// Microsoft.ML, Microsoft.ML.ImageAnalytics and Microsoft.ML.OnnxTransformer; the ONNX bytes are embedded in the zip.
 /// </summary>
@@ -26,6 +27,7 @@ public static class RegNetOnnxScoring
     private const string ResizedColumnName = "RegNetResizedImage";
     private const string ProbabilitiesColumnName = "RegNetProbabilities";
     private const string IndexColumnName = "RegNetPredictedIndex";
+    private const string HashedIndexColumnName = "RegNetPredictedIndexHash";
 
     /// <summary>
     /// A fitted <see cref="TransformerChain{TLastTransformer}"/> that reads an <see cref="MLImage"/> column of any size and writes
@@ -79,21 +81,46 @@ public static class RegNetOnnxScoring
         };
         var onnx = RegNetOnnxExporter.ExportToBytes(model, options);
 
-        var pairs = classNames.Select((name, i) => new KeyValuePair<long, string>(i, name));
+        // The arg-max leaves ApplyOnnxModel as Vector<Int64, 1> (ML.NET cannot read rank-0 ONNX outputs), and no public
+        // ML.NET transform takes one slot out of a vector except Hash with combine: true, which makes a scalar key.
+        // So the index is hashed, and the hash of every class index (computed here by the same fitted transform,
+        // checked collision-free) is mapped to the class name as a key with KeyValues.
+        var (hash, hashes) = FitIndexHash(mlContext, classNames.Count);
+        var pairs = classNames.Select((name, i) => new KeyValuePair<uint, string>(hashes[i], name));
         var pipeline = mlContext.Transforms.ResizeImages(ResizedColumnName, resize, resize, imageColumnName,
                 ImageResizingEstimator.ResizingKind.IsoCrop, ImageResizingEstimator.Anchor.Center)
             .Append(mlContext.Transforms.ExtractPixels(PixelColumnName, ResizedColumnName))
             .Append(mlContext.Transforms.ApplyOnnxModel(new[] { ProbabilitiesColumnName, IndexColumnName }, new[] { PixelColumnName }, new MemoryStream(onnx)))
             .Append(mlContext.Transforms.CopyColumns(scoreColumnName, ProbabilitiesColumnName))
-            .Append(mlContext.Transforms.Conversion.MapValue(predictedLabelColumnName, pairs, IndexColumnName, treatValuesAsKeyType: true))
-            .Append(mlContext.Transforms.DropColumns(ResizedColumnName, PixelColumnName, ProbabilitiesColumnName, IndexColumnName));
+            .Append(hash)
+            .Append(mlContext.Transforms.Conversion.MapValue(predictedLabelColumnName, pairs, HashedIndexColumnName, treatValuesAsKeyType: true))
+            .Append(mlContext.Transforms.DropColumns(ResizedColumnName, PixelColumnName, ProbabilitiesColumnName, IndexColumnName, HashedIndexColumnName));
 
         var empty = mlContext.Data.LoadFromEnumerable(Array.Empty<ImageRow>(), ImageRow.Schema(imageColumnName));
         return pipeline.Fit(empty);
     }
 
+    private static (HashingEstimator Hash, uint[] Hashes) FitIndexHash(MLContext mlContext, int classes)
+    {
+        for (uint seed = 314489979; ; seed++)
+        {
+            var estimator = mlContext.Transforms.Conversion.Hash(new HashingEstimator.ColumnOptions(
+                HashedIndexColumnName, IndexColumnName, numberOfBits: 30, seed: seed, useOrderedHashing: false, maximumNumberOfInverts: 0, combine: true));
+            var rows = mlContext.Data.LoadFromEnumerable(Enumerable.Range(0, classes).Select(i => new IndexRow { RegNetPredictedIndex = new long[] { i } }));
+            var hashes = estimator.Fit(rows).Transform(rows).GetColumn<uint>(HashedIndexColumnName).ToArray();
+            if (hashes.Distinct().Count() == classes) return (estimator, hashes); // hashing is data-independent: refitting gives the same map
+        }
+    }
+
+    private sealed class IndexRow
+    {
+        [VectorType(1)]
+        public long[] RegNetPredictedIndex { get; set; } = Array.Empty<long>();
+    }
+
     private sealed class ImageRow
     {
+        [ImageType(1, 1)] // makes MLImage a known member type; the column type is replaced by one of unknown size below
         public MLImage? Image { get; set; }
 
         public static SchemaDefinition Schema(string column)
