@@ -118,7 +118,7 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
             loop.Run(train, validation);
             channel.Info(MessageSensitivity.None, $"Training finished: {loop.Summary}");
             return new RegNetTransformer(_env, model, columns.LabelType, columns.ClassNames, o.Normalization, o.ImageSize, o.CropFraction,
-                o.ImageColumnName, o.ScoreColumnName, o.PredictedLabelColumnName, loop.RunPath);
+                o.ImageColumnName, o.ScoreColumnName, o.PredictedLabelColumnName, loop.RunPath) { ImageIsBytes = columns.ImageIsBytes };
         }
         catch
         {

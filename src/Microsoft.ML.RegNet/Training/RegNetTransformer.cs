@@ -87,11 +87,31 @@ public sealed class RegNetTransformer : ITransformer, IDisposable
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) =>
         throw new NotSupportedException("RegNetTransformer scores in batches and is not a row-to-row mapper; use Transform or a PredictionEngine.");
 
-    /// <summary>Called by <c>mlContext.Model.Save</c>.</summary>
-    public void Save(ModelSaveContext ctx) => SaveCore(ctx);
+    /// <summary>
+    /// Called by <c>mlContext.Model.Save</c>. ML.NET's persistence hooks are internal to other assemblies, so the
+    /// transformer saves itself as the equivalent chain of ML.NET's own transformers (see <see cref="ToOnnxScoringChain"/>):
+    /// the network as an embedded ONNX model scored by OnnxTransformer. <c>mlContext.Model.Load</c> therefore gives back
+    /// that chain (a <c>TransformerChain</c> in place of this transformer): same Score and PredictedLabel columns, no
+    /// TorchSharp needed. To train further, recover the weights with <c>RegNetOnnxImporter</c>.
+    /// </summary>
+    public void Save(ModelSaveContext ctx)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ((ICanSaveModel)ToOnnxScoringChain(new MLContext())).Save(ctx);
+    }
 
-    private void SaveCore(ModelSaveContext ctx) =>
-        throw new NotSupportedException("Saving a RegNetTransformer with mlContext.Model.Save needs the ONNX scoring chain (see RegNetTransformer docs).");
+    /// <summary>The same scoring as a chain of ML.NET transformers around an ONNX export of the network.</summary>
+    /// <exception cref="NotSupportedException">The image column holds encoded bytes: ML.NET has no public transformer that decodes them.</exception>
+    public ITransformer ToOnnxScoringChain(MLContext mlContext)
+    {
+        if (ImageIsBytes)
+            throw new NotSupportedException(
+                $"This model reads encoded image bytes ('{ImageColumnName}' from LoadRawImageBytes); a saved ML.NET model can only decode images with " +
+                "LoadImages. Train with mlContext.Transforms.LoadImages instead, or export the network with RegNetOnnxExporter.");
+        return Onnx.RegNetOnnxScoring.CreateTransformer(mlContext, Model, Preprocessing, ClassNames, ImageColumnName, ScoreColumnName, PredictedLabelColumnName);
+    }
+
+    internal bool ImageIsBytes { get; set; }
 
     public void Dispose()
     {
