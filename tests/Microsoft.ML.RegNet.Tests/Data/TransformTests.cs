@@ -52,6 +52,35 @@ public sealed class TransformTests
     }
 
     [TestMethod]
+    public void InceptionCropTakesOffsetsAndSizeFromTheFirstValidDraw()
+    {
+        // Replays the documented algorithm on the same random stream: the seed trainer's bug (offsets of one try with the
+        // size of another) must not happen, so the box is exactly the first fitting (w, h) with its own offsets.
+        var crop = new InceptionCrop(32, areaFactor: 0.08);
+        for (int seed = 0; seed < 300; seed++)
+        {
+            const int width = 60, height = 20; // wide: many draws do not fit
+            var plan = crop.Sample(width, height, new AugmentationRandom((ulong)seed));
+            var r = new AugmentationRandom((ulong)seed);
+            CropBox? expected = null;
+            for (int attempt = 0; attempt < 10 && expected is null; attempt++)
+            {
+                double area = r.NextDouble(0.08, 1.0) * width * height;
+                double aspect = r.NextDouble(3.0 / 4, 4.0 / 3);
+                int w = (int)Math.Round(Math.Sqrt(area * aspect)), h = (int)Math.Round(Math.Sqrt(area / aspect));
+                if (r.NextDouble() < 0.5) (w, h) = (h, w);
+                if (w >= 1 && h >= 1 && w <= width && h <= height)
+                {
+                    int y = r.NextInt(height - h + 1);
+                    expected = new CropBox(r.NextInt(width - w + 1), y, w, h);
+                }
+            }
+            if (expected is null) Assert.IsTrue(plan.IsFallback);
+            else Assert.AreEqual(expected.Value, plan.Source);
+        }
+    }
+
+    [TestMethod]
     public void InceptionCropOutputsTheRequestedSizeEvenForTinyImages()
     {
         var crop = new InceptionCrop(32, 0.08);
