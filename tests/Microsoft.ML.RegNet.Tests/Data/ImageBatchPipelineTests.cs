@@ -109,7 +109,9 @@ public sealed class ImageBatchPipelineTests
     {
         var ml = new MLContext(1);
         var data = MakeData(ml, 3);
-        var options = Options(2) with { Shuffle = false, Augmentation = AugmentationOptions.Evaluation(), Normalization = ImageNormalization.ImageNet };
+        var options = ImageBatchPipelineOptions.ForEvaluation(PreprocessingSpec.ImageNet with { ImageSize = 16 }, batchSize: 4);
+        Assert.IsFalse(options.Augmentation.Train);
+        Assert.IsTrue(ImageBatchPipelineOptions.ForTraining(PreprocessingSpec.Keras, 0.25).Augmentation is { Train: true, AreaFactor: 0.25 });
         var batch = Collect(new ImageBatchPipeline(options), data, epoch: 0).Single();
         var decoded = ImageDecoder.Decode(TestImages.Encode(TestImages.Pattern(27, 23, 1), SKEncodedImageFormat.Jpeg));
         var expected = new float[3 * 16 * 16];
