@@ -258,6 +258,29 @@ public sealed class TransformTests
     }
 
     [TestMethod]
+    public void AugmenterDrawsCropFlipLightingInOrderAndFoldsLightingIntoNormalisation()
+    {
+        var image = TestImages.Pattern(50, 40);
+        var withLighting = new ImageAugmenter(AugmentationOptions.Training(0.3), 16, ImageNormalization.ImageNet);
+        var without = new ImageAugmenter(AugmentationOptions.Training(0.3) with { LightingStd = 0 }, 16, ImageNormalization.ImageNet);
+        var a = new float[withLighting.OutputLength];
+        var b = new float[without.OutputLength];
+        withLighting.Process(image, AugmentationRandom.ForSample(3, 1, 7), a);
+        without.Process(image, AugmentationRandom.ForSample(3, 1, 7), b);
+        // Replay the draws: crop, flip, then lighting.
+        var replay = AugmentationRandom.ForSample(3, 1, 7);
+        withLighting.Crop!.Sample(50, 40, replay);
+        withLighting.Flip!.Sample(replay);
+        var offsets = withLighting.Lighting!.Sample(replay);
+        int plane = 16 * 16;
+        for (int c = 0; c < 3; c++)
+        {
+            float expected = offsets[c] / ImageNormalization.ImageNet.Std[c]; // unclipped, before mean/std (pycls)
+            for (int i = 0; i < plane; i++) Assert.AreEqual(expected, a[c * plane + i] - b[c * plane + i], 1e-4);
+        }
+    }
+
+    [TestMethod]
     public void NormalizerUsesTheNormalizationData()
     {
         var img = new RgbImage(1, 1, new byte[] { 255, 0, 51 });
