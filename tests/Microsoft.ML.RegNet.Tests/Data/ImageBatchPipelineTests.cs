@@ -109,7 +109,9 @@ public sealed class ImageBatchPipelineTests
     {
         var ml = new MLContext(1);
         var data = MakeData(ml, 3);
-        var options = Options(2) with { Shuffle = false, Augmentation = AugmentationOptions.Evaluation(), Normalization = ImageNormalization.ImageNet };
+        var options = ImageBatchPipelineOptions.ForEvaluation(PreprocessingSpec.ImageNet with { ImageSize = 16 }, batchSize: 4);
+        Assert.IsFalse(options.Augmentation.Train);
+        Assert.IsTrue(ImageBatchPipelineOptions.ForTraining(PreprocessingSpec.Keras, 0.25).Augmentation is { Train: true, AreaFactor: 0.25 });
         var batch = Collect(new ImageBatchPipeline(options), data, epoch: 0).Single();
         var decoded = ImageDecoder.Decode(TestImages.Encode(TestImages.Pattern(27, 23, 1), SKEncodedImageFormat.Jpeg));
         var expected = new float[3 * 16 * 16];
@@ -159,14 +161,19 @@ public sealed class ImageBatchPipelineTests
             File.WriteAllBytes(Path.Combine(dir, "a.png"), TestImages.Encode(TestImages.Pattern(40, 30)));
             File.Copy(TestImages.Fixture("decode_gray.png"), Path.Combine(dir, "gray.png"));
             File.WriteAllBytes(Path.Combine(dir, "tiny.png"), TestImages.Encode(TestImages.Pattern(3, 2)));
-            var files = ml.Data.LoadFromEnumerable(new[] { "a.png", "gray.png", "tiny.png" }.Select(f => new FileRow { Path = f, Name = "x" }));
+            File.WriteAllText(Path.Combine(dir, "text.png"), "not an image");
+            var files = ml.Data.LoadFromEnumerable(new[] { "a.png", "gray.png", "tiny.png", "missing.png", "text.png" }
+                .Select(f => new FileRow { Path = f, Name = "x" }));
             var data = ml.Transforms.Conversion.MapValueToKey("Label", "Name")
                 .Append(ml.Transforms.LoadImages("Image", dir, "Path")).Fit(files).Transform(files);
-            var options = Options(2) with { Shuffle = false };
+            var options = Options(2) with { Shuffle = false, BadImagePolicy = BadImagePolicy.Skip };
             var a = Collect(new ImageBatchPipeline(options), data, 0);
             var b = Collect(new ImageBatchPipeline(options with { WorkerThreads = 1 }), data, 0);
             AssertSame(a, b);
-            Assert.AreEqual(3, a.Sum(x => x.Rows.Length));
+            CollectionAssert.AreEqual(new long[] { 0, 1, 2 }, a.SelectMany(x => x.Rows).ToArray());
+            // The unreadable files fail with their row index under the default policy.
+            var e = Assert.ThrowsExactly<InvalidDataException>(() => Collect(new ImageBatchPipeline(options with { BadImagePolicy = BadImagePolicy.FailOnBadImage }), data, 0));
+            StringAssert.Contains(e.Message, "row 3");
         }
         finally
         {
@@ -178,6 +185,28 @@ public sealed class ImageBatchPipelineTests
     {
         public string Path { get; set; } = "";
         public string Name { get; set; } = "";
+    }
+
+    [TestMethod]
+    public void BatchesOutliveTheConsumersDisposeScopeAndStoppingEarlyIsClean()
+    {
+        var ml = new MLContext(1);
+        var data = MakeData(ml, 30);
+        var pipeline = new ImageBatchPipeline(Options(2) with { PrefetchBatches = 1 });
+        ImageBatch kept;
+        using (NewDisposeScope())
+        {
+            kept = pipeline.Read(data, 0).First(); // breaks out after one batch: workers must stop
+        }
+        using (kept)
+        {
+            Assert.IsFalse(kept.Images.IsInvalid);
+            Assert.AreEqual(4, kept.Images.shape[0]);
+            Assert.IsTrue(float.IsFinite(kept.Images.sum().item<float>()));
+        }
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        Assert.Throws<OperationCanceledException>(() => pipeline.Read(data, 0, cancellationToken: cts.Token).ToList());
     }
 
     [TestMethod]

@@ -52,6 +52,35 @@ public sealed class TransformTests
     }
 
     [TestMethod]
+    public void InceptionCropTakesOffsetsAndSizeFromTheFirstValidDraw()
+    {
+        // Replays the documented algorithm on the same random stream: the seed trainer's bug (offsets of one try with the
+        // size of another) must not happen, so the box is exactly the first fitting (w, h) with its own offsets.
+        var crop = new InceptionCrop(32, areaFactor: 0.08);
+        for (int seed = 0; seed < 300; seed++)
+        {
+            const int width = 60, height = 20; // wide: many draws do not fit
+            var plan = crop.Sample(width, height, new AugmentationRandom((ulong)seed));
+            var r = new AugmentationRandom((ulong)seed);
+            CropBox? expected = null;
+            for (int attempt = 0; attempt < 10 && expected is null; attempt++)
+            {
+                double area = r.NextDouble(0.08, 1.0) * width * height;
+                double aspect = r.NextDouble(3.0 / 4, 4.0 / 3);
+                int w = (int)Math.Round(Math.Sqrt(area * aspect)), h = (int)Math.Round(Math.Sqrt(area / aspect));
+                if (r.NextDouble() < 0.5) (w, h) = (h, w);
+                if (w >= 1 && h >= 1 && w <= width && h <= height)
+                {
+                    int y = r.NextInt(height - h + 1);
+                    expected = new CropBox(r.NextInt(width - w + 1), y, w, h);
+                }
+            }
+            if (expected is null) Assert.IsTrue(plan.IsFallback);
+            else Assert.AreEqual(expected.Value, plan.Source);
+        }
+    }
+
+    [TestMethod]
     public void InceptionCropOutputsTheRequestedSizeEvenForTinyImages()
     {
         var crop = new InceptionCrop(32, 0.08);
@@ -226,6 +255,29 @@ public sealed class TransformTests
         var jpeg = TestImages.Encode(TestImages.Pattern(64, 48), SkiaSharp.SKEncodedImageFormat.Jpeg);
         var t = Assert.ThrowsExactly<InvalidDataException>(() => ImageDecoder.Decode(jpeg.AsSpan(0, jpeg.Length / 3), "half.jpg"));
         StringAssert.Contains(t.Message, "half.jpg");
+    }
+
+    [TestMethod]
+    public void AugmenterDrawsCropFlipLightingInOrderAndFoldsLightingIntoNormalisation()
+    {
+        var image = TestImages.Pattern(50, 40);
+        var withLighting = new ImageAugmenter(AugmentationOptions.Training(0.3), 16, ImageNormalization.ImageNet);
+        var without = new ImageAugmenter(AugmentationOptions.Training(0.3) with { LightingStd = 0 }, 16, ImageNormalization.ImageNet);
+        var a = new float[withLighting.OutputLength];
+        var b = new float[without.OutputLength];
+        withLighting.Process(image, AugmentationRandom.ForSample(3, 1, 7), a);
+        without.Process(image, AugmentationRandom.ForSample(3, 1, 7), b);
+        // Replay the draws: crop, flip, then lighting.
+        var replay = AugmentationRandom.ForSample(3, 1, 7);
+        withLighting.Crop!.Sample(50, 40, replay);
+        withLighting.Flip!.Sample(replay);
+        var offsets = withLighting.Lighting!.Sample(replay);
+        int plane = 16 * 16;
+        for (int c = 0; c < 3; c++)
+        {
+            float expected = offsets[c] / ImageNormalization.ImageNet.Std[c]; // unclipped, before mean/std (pycls)
+            for (int i = 0; i < plane; i++) Assert.AreEqual(expected, a[c * plane + i] - b[c * plane + i], 1e-4);
+        }
     }
 
     [TestMethod]

@@ -202,6 +202,7 @@ public sealed class ImageBatchPipeline
             var pool = Options.Shuffle ? new List<Sample>(Math.Min(Options.ShufflePoolSize, 1 << 16)) : null;
             var shuffle = Options.Shuffle ? AugmentationRandom.ForEpoch(Options.Seed, epoch, purpose: 1) : null;
             VBuffer<byte> bytes = default;
+            MLImage image = null!;
 
             void Dispatch()
             {
@@ -237,13 +238,11 @@ public sealed class ImageBatchPipeline
                     }
                     else
                     {
-                        MLImage img = null!;
-                        imageGetter!(ref img);
-                        if (img is null) s.Error ??= $"row {s.Row}: no image.";
-                        else
-                        {
-                            using (img) s.Decoded = ImageDecoder.FromMLImage(img, $"row {s.Row}");
-                        }
+                        // The same variable is handed back on every call, as ML.NET's own consumers do: the getter owns
+                        // the image it returned (a cached data view may return it again), so it is copied, not disposed.
+                        imageGetter!(ref image);
+                        if (image is null) s.Error ??= $"row {s.Row}: no image.";
+                        else s.Decoded = ImageDecoder.FromMLImage(image, $"row {s.Row}");
                     }
                 }
                 catch (Exception e) when (e is not OperationCanceledException)

@@ -45,6 +45,37 @@ public sealed record ImageBatchPipelineOptions
     /// <summary>Fail (default) or skip rows whose image cannot be used.</summary>
     public BadImagePolicy BadImagePolicy { get; init; } = BadImagePolicy.FailOnBadImage;
 
+    /// <summary>
+    /// Training settings for a set of weights: size and normalisation from their <see cref="PreprocessingSpec"/>, the seed
+    /// trainer's augmentation with <paramref name="areaFactor"/>, shuffling on.
+    /// </summary>
+    public static ImageBatchPipelineOptions ForTraining(PreprocessingSpec spec, double areaFactor = 0.08, int batchSize = 32, int seed = 0)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        return new ImageBatchPipelineOptions
+        {
+            BatchSize = batchSize,
+            ImageSize = spec.ImageSize,
+            Normalization = spec.Normalization,
+            Augmentation = AugmentationOptions.Training(areaFactor) with { CropFraction = spec.CropFraction },
+            Seed = seed,
+            Shuffle = true,
+        };
+    }
+
+    /// <summary>Evaluation settings for a set of weights: resize + centre crop from their <see cref="PreprocessingSpec"/>, no shuffling.</summary>
+    public static ImageBatchPipelineOptions ForEvaluation(PreprocessingSpec spec, int batchSize = 32)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        return new ImageBatchPipelineOptions
+        {
+            BatchSize = batchSize,
+            ImageSize = spec.ImageSize,
+            Normalization = spec.Normalization,
+            Augmentation = AugmentationOptions.Evaluation(spec.CropFraction),
+        };
+    }
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
     public void Validate()
     {

@@ -32,6 +32,10 @@ public sealed class AugmentationRandom
     public static AugmentationRandom ForEpoch(int seed, long epoch, ulong purpose) =>
         new(Mix((ulong)(uint)seed ^ 0xA5A5_0000_0000_0000UL, (ulong)epoch, purpose ^ 0xFFFF_FFFF_0000_0000UL));
 
+    /// <summary>The stream of a batch-level decision (Mixup/CutMix λ, partners, box) for batch <paramref name="batchIndex"/> of an epoch.</summary>
+    public static AugmentationRandom ForBatch(int seed, long epoch, long batchIndex) =>
+        new(Mix((ulong)(uint)seed ^ 0x5A5A_0000_0000_0000UL, (ulong)epoch, (ulong)batchIndex ^ 0x0000_FFFF_FFFF_0000UL));
+
     private static ulong Mix(ulong a, ulong b, ulong c)
     {
         ulong x = a * 0x9E3779B97F4A7C15UL;
