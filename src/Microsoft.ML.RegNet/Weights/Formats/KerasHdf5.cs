@@ -78,18 +78,13 @@ public static class KerasHdf5
 
     private static string[] ReadStrings(IH5Attribute attribute)
     {
-        try
-        {
-            return attribute.Read<string[]>();
-        }
-        catch (Exception)
-        {
-            // h5py writes numpy 'S' arrays as fixed-length byte strings; read raw bytes if the string path fails.
-            var raw = attribute.Read<byte[]>();
-            int count = checked((int)attribute.Space.Dimensions.Aggregate(1UL, (a, b) => a * b));
-            int size = count == 0 ? 0 : raw.Length / count;
-            return Enumerable.Range(0, count).Select(i => System.Text.Encoding.UTF8.GetString(raw, i * size, size).TrimEnd('\0')).ToArray();
-        }
+        // Keras writes these with np.asarray(list of bytes): fixed-length strings, or an empty float64 array for
+        // layers without weights.
+        ulong count = attribute.Space.Dimensions.Aggregate(1UL, (a, b) => a * b);
+        if (count == 0) return Array.Empty<string>();
+        if (attribute.Type.Class != H5DataTypeClass.String)
+            throw new InvalidDataException($"attribute '{attribute.Name}' holds {attribute.Type.Class} values, not layer or weight names.");
+        return attribute.Read<string[]>();
     }
 
     /// <summary>The model-name prefix of a file: the name of its stem conv without <c>_stem_conv</c>, or null.</summary>

@@ -117,16 +117,17 @@ public static class TorchPickle
             string value = reader.ReadToEnd().Trim();
             if (value != "little") throw new InvalidDataException($"the checkpoint was written with {value}-endian storages; only little-endian is supported.");
         }
-        var storages = new Dictionary<string, byte[]>();
-        byte[] LoadStorage(string key)
+        // Storages are read now (the archive is closed when this returns); tensors are materialised later from them.
+        var storages = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (var entry in zip.Entries.Where(e => e.FullName.StartsWith(prefix + "data/", StringComparison.Ordinal)))
         {
-            if (storages.TryGetValue(key, out var data)) return data;
-            var entry = zip.GetEntry($"{prefix}data/{key}") ?? throw new InvalidDataException($"storage '{key}' is missing from the archive (truncated file?).");
             using var s = entry.Open();
             using var ms = new MemoryStream();
             s.CopyTo(ms);
-            return storages[key] = ms.ToArray();
+            storages[entry.FullName[(prefix.Length + "data/".Length)..]] = ms.ToArray();
         }
+        byte[] LoadStorage(string key) => storages.TryGetValue(key, out var data) ? data
+            : throw new InvalidDataException($"storage '{key}' is missing from the archive (truncated file?).");
         byte[] pickle;
         using (var s = pkl.Open())
         using (var ms = new MemoryStream())
