@@ -352,10 +352,16 @@ public static class RegNetWeights
         string first = check.Mismatched.Count > 0
             ? $"First mismatching tensor: {check.Mismatched[0]}. "
             : check.Missing.Count > 0 ? $"First missing tensor: '{check.Missing[0]}'. " : $"First unexpected tensor: '{check.Unexpected[0]}'. ";
+        static string List(IEnumerable<string> items, int count) =>
+            string.Join(", ", items.Take(5)) + (count > 5 ? $", … ({count} in all)" : "");
+        var details = new List<string>();
+        if (check.Mismatched.Count > 0) details.Add("shape mismatches: " + List(check.Mismatched.Select(m => m.ToString()), check.Mismatched.Count));
+        if (check.Missing.Count > 0) details.Add("missing from the file: " + List(check.Missing, check.Missing.Count));
+        if (check.Unexpected.Count > 0) details.Add("not in the model: " + List(check.Unexpected, check.Unexpected.Count));
         return $"{path} ({layoutName} layout) does not match {model.Spec.Name} with {model.NumClasses} classes. {first}" +
-               $"{check.Mismatched.Count} shape mismatches, {check.Missing.Count} missing, {check.Unexpected.Count} unexpected. " +
-               $"Details — {check}. The file was probably saved for another architecture; pass the matching RegNetSpec, " +
-               "or load with Strict = false to skip what does not match.";
+               $"{check.Mismatched.Count} shape mismatches, {check.Missing.Count} missing, {check.Unexpected.Count} unexpected ({string.Join("; ", details)}). " +
+               "The file was probably saved for another architecture: pass the matching RegNetSpec, " +
+               "or load with Strict = false to skip what does not match (WeightMismatchException.Report lists everything).";
     }
 
     private static void ReinitializeClassifier(RegNetModel model)
