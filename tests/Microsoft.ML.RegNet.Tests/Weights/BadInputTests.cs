@@ -72,6 +72,19 @@ public sealed class BadInputTests
     }
 
     [TestMethod]
+    public void KerasFileForAnotherArchitectureIsReportedTensorByTensor()
+    {
+        using var wider = new RegNetModel(RegNetSpec.Create(5, 16, 8, 2, 8, seRatio: 0.25, name: "wider"), NumClasses);
+        var e = Assert.ThrowsExactly<WeightMismatchException>(() => RegNetWeights.Load(wider, PathOf("tiny_y.h5")));
+        StringAssert.Contains(e.Message, "First mismatching tensor: 's1.b1.conv1.conv.weight' has shape [8, 32, 1, 1] in the file");
+
+        using var x = new RegNetModel(TinyX, NumClasses); // the Y file's SE layers have no place in an X model
+        var se = Assert.ThrowsExactly<WeightMismatchException>(() => RegNetWeights.Load(x, PathOf("tiny_y.h5")));
+        Assert.IsTrue(se.Report.Unexpected.Any(n => n.Contains("squeeze_and_excite_squeeze")), se.Message);
+        Assert.IsEmpty(se.Report.Missing, se.Message);
+    }
+
+    [TestMethod]
     public void StrictLoadFailureLeavesTheModelUntouched()
     {
         using var model = new RegNetModel(TinyX, NumClasses); // X spec: the Y file has SE tensors the model lacks

@@ -96,32 +96,39 @@ public static class KerasHdf5
 
     /// <summary>
     /// Pairs the file's layers with <paramref name="spec"/>'s Keras layers and converts them to canonical (timm) tensors.
-    /// Body layers are paired by name when every expected name is present, else by position (as Keras' <c>load_weights</c>
-    /// does); the classifier is always paired by position (the last Dense-shaped layer), since its name is not stable.
+    /// Body layers are paired by name when the file uses keras.applications names (it has a <c>*_stem_conv</c> layer), else
+    /// by position (as Keras' <c>load_weights</c> does); the classifier is always paired by position (the last Dense-shaped layer), since its name is not stable.
     /// File layers that pair with nothing are returned under their Keras names, so a loader reports them as unexpected.
     /// </summary>
     /// <returns>Canonical tensors, whether a classifier was found, and "by name" or "by order".</returns>
     public static (Dictionary<string, Tensor> Tensors, bool HasTop, string Pairing) ToCanonical(IReadOnlyList<KerasFileLayer> fileLayers, RegNetSpec spec)
     {
         ArgumentNullException.ThrowIfNull(fileLayers);
-        string prefix = Prefix(fileLayers) ?? KerasLayout.ModelPrefix(spec);
-        var body = KerasLayout.Layers(spec, prefix, includeTop: false);
-        var byName = fileLayers.ToDictionary(l => l.Name, StringComparer.Ordinal);
+        string? filePrefix = Prefix(fileLayers);
+        var body = KerasLayout.Layers(spec, filePrefix ?? KerasLayout.ModelPrefix(spec), includeTop: false);
+        // X and Y blocks differ only in the family letter of their names (and the SE layers), so names are compared
+        // without it: an X model meeting a Y file then reports the SE tensors, not every layer.
+        static string Key(string name) => name.Replace("_YBlock_", "_XBlock_", StringComparison.Ordinal);
+        var byName = fileLayers.GroupBy(l => Key(l.Name), StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
         var pairs = new List<(KerasFileLayer File, KerasLayer Expected)>();
         var used = new HashSet<string>(StringComparer.Ordinal);
         string pairing;
 
-        if (body.All(l => byName.ContainsKey(l.KerasName)))
+        if (filePrefix is not null)
         {
+            // keras.applications names: pair by name. Layers the model expects but the file lacks end up missing, and
+            // file layers the model lacks end up unexpected, so another architecture is reported tensor by tensor.
             pairing = "by name";
             foreach (var l in body)
-            {
-                pairs.Add((byName[l.KerasName], l));
-                used.Add(l.KerasName);
-            }
+                if (byName.TryGetValue(Key(l.KerasName), out var file))
+                {
+                    pairs.Add((file, l));
+                    used.Add(file.Name);
+                }
         }
         else
         {
+            // Renamed layers: pair in order, as Keras' load_weights does.
             pairing = "by order";
             for (int i = 0; i < Math.Min(body.Count, fileLayers.Count); i++)
             {
