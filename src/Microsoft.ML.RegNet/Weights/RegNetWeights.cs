@@ -51,17 +51,15 @@ public enum ClassifierStatus
 /// <param name="Preprocessing">The preprocessing these weights expect; apply it when training or scoring.</param>
 /// <param name="Padding">The padding style now set on the model (<see cref="PaddingStyle.TensorFlowSame"/> for Keras weights).</param>
 /// <param name="Classifier">What happened to the classifier.</param>
+/// <param name="ConvertedBgrToRgb">True when pycls's BGR stem was flipped so the model takes RGB.</param>
 /// <param name="Notes">Human-readable notes: head re-initialisation, BGR→RGB conversion, Keras pairing, etc.</param>
 /// <param name="ClassNames">Class names stored in the file (own format), else empty.</param>
 /// <param name="Metadata">File metadata (safetensors <c>__metadata__</c>), else empty.</param>
 public sealed record WeightFileReport(
     string Path, WeightFormat Format, string Layout, WeightLoadReport Tensors, PreprocessingSpec Preprocessing,
-    PaddingStyle Padding, ClassifierStatus Classifier, IReadOnlyList<string> Notes, IReadOnlyList<string> ClassNames,
+    PaddingStyle Padding, ClassifierStatus Classifier, bool ConvertedBgrToRgb, IReadOnlyList<string> Notes, IReadOnlyList<string> ClassNames,
     IReadOnlyDictionary<string, string> Metadata)
 {
-    /// <summary>True when the stem was converted from pycls's BGR to RGB.</summary>
-    public bool ConvertedBgrToRgb => Notes.Any(n => n.StartsWith("BGR", StringComparison.Ordinal));
-
     public override string ToString() => $"{System.IO.Path.GetFileName(Path)} ({Format}, {Layout}): {Tensors}; classifier {Classifier}; " +
         $"preprocessing {Preprocessing.Normalization.Order} scale {Preprocessing.Normalization.Scale}; padding {Padding}" +
         (Notes.Count > 0 ? "; " + string.Join("; ", Notes) : "");
@@ -105,6 +103,7 @@ public static class RegNetWeights
         string layoutName;
         PreprocessingSpec preprocessing = PreprocessingSpec.ImageNet;
         PaddingStyle padding = PaddingStyle.Symmetric;
+        bool convertedBgr = false;
 
         switch (format)
         {
@@ -165,6 +164,7 @@ public static class RegNetWeights
                 {
                     source[stem] = w.flip(1);
                     w.Dispose();
+                    convertedBgr = true;
                     notes.Add("BGR→RGB: pycls weights expect BGR input; the stem convolution's input channels were flipped so the model takes RGB");
                 }
                 else if (!options.ConvertBgrToRgb)
@@ -183,7 +183,7 @@ public static class RegNetWeights
             report = report with { Layout = layoutName, Missing = report.Missing.Where(n => !droppedHeadNames.Contains(n)).ToList() };
             if (status == ClassifierStatus.Reinitialized) ReinitializeClassifier(model);
             model.Padding = padding;
-            return new WeightFileReport(Path.GetFullPath(path), format, layoutName, report, preprocessing, padding, status, notes, classNames, metadata);
+            return new WeightFileReport(Path.GetFullPath(path), format, layoutName, report, preprocessing, padding, status, convertedBgr, notes, classNames, metadata);
         }
         finally
         {

@@ -121,6 +121,9 @@ public static class TorchPickle
         var storages = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         foreach (var entry in zip.Entries.Where(e => e.FullName.StartsWith(prefix + "data/", StringComparison.Ordinal)))
         {
+            // torch.save stores entries uncompressed; refuse what would inflate far beyond the file (zip bombs).
+            if (entry.Length > int.MaxValue || entry.Length > 64L * entry.CompressedLength + (1 << 20))
+                throw new InvalidDataException($"archive entry '{entry.FullName}' claims {entry.Length} bytes from {entry.CompressedLength} compressed; refused.");
             using var s = entry.Open();
             using var ms = new MemoryStream();
             s.CopyTo(ms);
@@ -129,6 +132,8 @@ public static class TorchPickle
         byte[] LoadStorage(string key) => storages.TryGetValue(key, out var data) ? data
             : throw new InvalidDataException($"storage '{key}' is missing from the archive (truncated file?).");
         byte[] pickle;
+        if (pkl.Length > int.MaxValue || pkl.Length > 64L * pkl.CompressedLength + (1 << 20))
+            throw new InvalidDataException($"'{pkl.FullName}' claims {pkl.Length} bytes from {pkl.CompressedLength} compressed; refused.");
         using (var s = pkl.Open())
         using (var ms = new MemoryStream())
         {
