@@ -396,15 +396,9 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
             }
             else if (_o.StartingWeightsPath is { } path)
             {
-                var (tensors, _) = Safetensors.Read(path);
-                try
-                {
-                    ReportStart(path, StateDictLoader.Load(_model, tensors, layout: null, strict: false));
-                }
-                finally
-                {
-                    foreach (var t in tensors.Values) t.Dispose();
-                }
+                // Any format RegNetWeights reads (Keras .h5, .pth/.pyth, safetensors, own format); a classifier of another size is re-initialised.
+                var report = RegNetWeights.Load(_model, path, new WeightLoadOptions { Strict = true, ReinitializeClassifierOnMismatch = true });
+                _channel.Info(MessageSensitivity.None, $"Starting weights from {path}: {report}");
             }
         }
 
