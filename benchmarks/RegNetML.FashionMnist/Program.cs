@@ -1,0 +1,81 @@
+// Fashion-MNIST benchmark (docs/benchmarks.md): the full data set from Debian's dataset-fashion-mnist, written as PNG
+// files in an image-folder layout, trained through the real ML.NET path with the recipe of
+// benchmarks/fashion_mnist/train_pytorch.py. Usage: RegNetML.FashionMnist [epochs=3] [folder=/tmp/fashion-mnist-png] [--load-images]
+using System.IO.Compression;
+using Microsoft.ML;
+using Microsoft.ML.RegNet.Data;
+using Microsoft.ML.RegNet.Data.Transforms;
+using Microsoft.ML.RegNet.Runtime;
+using Microsoft.ML.RegNet.Training;
+using SkiaSharp;
+
+int epochs = args.Length > 0 && int.TryParse(args[0], out var e) ? e : 3;
+string folder = args.Length > 1 && !args[1].StartsWith("--") ? args[1] : "/tmp/fashion-mnist-png";
+bool loadImages = args.Contains("--load-images");
+const string Source = "/usr/share/datasets/fashion-mnist";
+if (!File.Exists(Path.Combine(Source, "train-images-idx3-ubyte.gz")))
+{
+    Console.Error.WriteLine($"{Source} not found: apt-get install dataset-fashion-mnist");
+    return 2;
+}
+
+var prepare = System.Diagnostics.Stopwatch.StartNew();
+var train = WriteFolder("train", Path.Combine(folder, "train"));
+var test = WriteFolder("t10k", Path.Combine(folder, "test"));
+Console.WriteLine($"{train.Count} train / {test.Count} test PNG files ready in {prepare.Elapsed.TotalSeconds:F0} s (not counted below)");
+
+var clock = System.Diagnostics.Stopwatch.StartNew();
+var ml = new MLContext(seed: 1);
+var options = new RegNetTrainer.Options
+{
+    Architecture = "X002", ImageSize = 64, BatchSize = 128, MaxEpochs = epochs,
+    LearningRate = 1e-3, WeightDecay = 5e-5, WeightDecaySemantics = WeightDecaySemantics.Decoupled,
+    WarmupEpochs = 1, WarmupFactor = 0.1, Schedule = LearningRateScheduleKind.HalfCosine, ScheduleGranularity = ScheduleGranularity.PerStep,
+    Augmentation = AugmentationOptions.Training(areaFactor: 1.0) with { MinAspectRatio = 1, MaxAspectRatio = 1, LightingStd = 0 },
+    Normalization = ImageNormalization.Uniform(0.286f, 0.353f), CropFraction = 1.0, NumberOfThreads = 2, WorkerThreads = 1,
+    LogEveryNSteps = 100, MetricsCallback = m => Console.WriteLine($"{clock.Elapsed.TotalSeconds,6:F0} s  {m}"),
+};
+IEstimator<ITransformer> load = loadImages
+    ? ml.Transforms.LoadImages("Image", folder, "Path")
+    : ml.Transforms.LoadRawImageBytes("Image", folder, "Path");
+var pipeline = ml.Transforms.Conversion.MapValueToKey("Label").Append(load).Append(ml.MulticlassClassification.Trainers.RegNet(options));
+var model = pipeline.Fit(ml.Data.LoadFromEnumerable(train));
+double trainSeconds = clock.Elapsed.TotalSeconds;
+var metrics = ml.MulticlassClassification.Evaluate(model.Transform(ml.Data.LoadFromEnumerable(test)));
+Console.WriteLine($"RegNetML ({TorchRuntime.ConvolutionSelfTest}): test top-1 {metrics.MicroAccuracy:F4}, " +
+                  $"wall time {clock.Elapsed.TotalSeconds:F0} s (training {trainSeconds:F0} s)");
+return 0;
+
+List<Row> WriteFolder(string kind, string output)
+{
+    using var images = new BinaryReader(new GZipStream(File.OpenRead(Path.Combine(Source, $"{kind}-images-idx3-ubyte.gz")), CompressionMode.Decompress));
+    using var labels = new BinaryReader(new GZipStream(File.OpenRead(Path.Combine(Source, $"{kind}-labels-idx1-ubyte.gz")), CompressionMode.Decompress));
+    images.ReadBytes(16);
+    labels.ReadBytes(8);
+    var rows = new List<Row>();
+    for (int i = 0; ; i++)
+    {
+        byte[] pixels = images.ReadBytes(28 * 28);
+        if (pixels.Length < 28 * 28) break;
+        string label = labels.ReadByte().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        string relative = Path.Combine(Path.GetFileName(output), label, $"{i:D5}.png");
+        string path = Path.Combine(folder, relative);
+        if (!File.Exists(path))
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            using var bitmap = new SKBitmap(new SKImageInfo(28, 28, SKColorType.Gray8));
+            System.Runtime.InteropServices.Marshal.Copy(pixels, 0, bitmap.GetPixels(), pixels.Length);
+            using var png = bitmap.Encode(SKEncodedImageFormat.Png, 100);
+            using var file = File.Create(path);
+            png.SaveTo(file);
+        }
+        rows.Add(new Row { Path = relative, Label = label });
+    }
+    return rows;
+}
+
+public sealed class Row
+{
+    public string Path { get; set; } = "";
+    public string Label { get; set; } = "";
+}
