@@ -36,7 +36,7 @@ def prepare(images):
     x = images.float() / 255.0
     x = F.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False)
     x = (x - 0.286) / 0.353
-    return x.expand(-1, 3, -1, -1)
+    return x.repeat(1, 3, 1, 1)  # contiguous: augmentation writes into it
 
 
 def main():
