@@ -181,6 +181,9 @@ public sealed class OnnxScoringTests
         Assert.ThrowsExactly<ArgumentException>(() => RegNetOnnxScoring.CreateTransformer(ml, model, Preprocessing with { ImageSize = 8 }, ClassNames));
         using var headless = Create("custom", numClasses: 0);
         Assert.ThrowsExactly<ArgumentException>(() => RegNetOnnxScoring.CreateTransformer(ml, headless, Preprocessing, ClassNames));
+        var disposed = Model();
+        disposed.Dispose();
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidOperationException>(() => RegNetOnnxScoring.CreateTransformer(ml, disposed, Preprocessing, ClassNames)).Message, "no usable weights");
     }
 
     private static void AssertSameScores(IDataView expected, IDataView actual)
