@@ -9,6 +9,9 @@ namespace Microsoft.ML.RegNet.Tests.Onnx;
 [TestClass]
 public sealed class OnnxExportTests
 {
+    [ClassCleanup]
+    public static void Cleanup() => DeleteTempDirs();
+
     private const int Size = 64;
     private const float Tolerance = 1e-4f;
 

@@ -10,6 +10,9 @@ namespace Microsoft.ML.RegNet.Tests.Onnx;
 [TestClass]
 public sealed class OnnxScoringTests
 {
+    [ClassCleanup]
+    public static void Cleanup() => DeleteTempDirs();
+
     private static readonly string[] ClassNames = { "cat", "dog", "fox", "owl" };
     private static readonly PreprocessingSpec Preprocessing = new(ImageNormalization.ImageNet, ImageSize: 64, CropFraction: 0.875);
 
