@@ -102,7 +102,7 @@ public static class RegNetOnnxScoring
 
     private static (HashingEstimator Hash, uint[] Hashes) FitIndexHash(MLContext mlContext, int classes)
     {
-        for (uint seed = 314489979; ; seed++)
+        for (uint seed = 314489979; seed < 314489979 + 64; seed++)
         {
             var estimator = mlContext.Transforms.Conversion.Hash(new HashingEstimator.ColumnOptions(
                 HashedIndexColumnName, IndexColumnName, numberOfBits: 30, seed: seed, useOrderedHashing: false, maximumNumberOfInverts: 0, combine: true));
@@ -110,6 +110,7 @@ public static class RegNetOnnxScoring
             var hashes = estimator.Fit(rows).Transform(rows).GetColumn<uint>(HashedIndexColumnName).ToArray();
             if (hashes.Distinct().Count() == classes) return (estimator, hashes); // hashing is data-independent: refitting gives the same map
         }
+        throw new InvalidOperationException($"Could not find a collision-free 30-bit hash for {classes} class indices; this should not happen below millions of classes.");
     }
 
     private sealed class IndexRow

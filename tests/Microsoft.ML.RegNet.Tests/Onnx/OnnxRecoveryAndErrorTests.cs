@@ -9,6 +9,9 @@ namespace Microsoft.ML.RegNet.Tests.Onnx;
 [TestClass]
 public sealed class OnnxRecoveryAndErrorTests
 {
+    [ClassCleanup]
+    public static void Cleanup() => DeleteTempDirs();
+
     [TestMethod]
     [DataRow("Y002")]
     [DataRow("custom")]

@@ -10,6 +10,9 @@ namespace Microsoft.ML.RegNet.Tests.Onnx;
 [TestClass]
 public sealed class OnnxScoringTests
 {
+    [ClassCleanup]
+    public static void Cleanup() => DeleteTempDirs();
+
     private static readonly string[] ClassNames = { "cat", "dog", "fox", "owl" };
     private static readonly PreprocessingSpec Preprocessing = new(ImageNormalization.ImageNet, ImageSize: 64, CropFraction: 0.875);
 
@@ -181,6 +184,9 @@ public sealed class OnnxScoringTests
         Assert.ThrowsExactly<ArgumentException>(() => RegNetOnnxScoring.CreateTransformer(ml, model, Preprocessing with { ImageSize = 8 }, ClassNames));
         using var headless = Create("custom", numClasses: 0);
         Assert.ThrowsExactly<ArgumentException>(() => RegNetOnnxScoring.CreateTransformer(ml, headless, Preprocessing, ClassNames));
+        var disposed = Model();
+        disposed.Dispose();
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidOperationException>(() => RegNetOnnxScoring.CreateTransformer(ml, disposed, Preprocessing, ClassNames)).Message, "no usable weights");
     }
 
     private static void AssertSameScores(IDataView expected, IDataView actual)

@@ -71,10 +71,24 @@ internal static class OnnxTestModels
 
     public static float Spread(float[] values) => values.Max() - values.Min();
 
+    private static readonly System.Collections.Concurrent.ConcurrentBag<string> Created = new();
+
     public static string TempDir()
     {
         string dir = Path.Combine(Path.GetTempPath(), "regnet-onnx-tests", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
+        Created.Add(dir);
         return dir;
+    }
+
+    /// <summary>Removes the folders <see cref="TempDir"/> made (called from each class's cleanup).</summary>
+    public static void DeleteTempDirs()
+    {
+        while (Created.TryTake(out var dir))
+        {
+            try { if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true); }
+            catch (IOException) { } // a model zip still mapped by ONNX Runtime; the OS temp cleaner gets it
+            catch (UnauthorizedAccessException) { }
+        }
     }
 }
