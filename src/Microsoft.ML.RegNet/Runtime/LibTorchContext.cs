@@ -12,6 +12,8 @@ internal static class LibTorchContext
     private const string GlobalContextSymbol = "_ZN2at13globalContextEv";
     private const string GetMkldnnSymbol = "_ZNK2at7Context17userEnabledMkldnnEv";
     private const string SetMkldnnSymbol = "_ZN2at7Context20setUserEnabledMkldnnEb";
+    private const string SetNnpackSymbol = "_ZN2at7Context20setUserEnabledNNPACKEb";
+    private const string NnpackAvailableSymbol = "_ZN2at6native17_nnpack_availableEv";
 
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
     private delegate IntPtr GlobalContextFn();
@@ -23,7 +25,24 @@ internal static class LibTorchContext
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
     private delegate void SetFlagFn(IntPtr context, [MarshalAs(UnmanagedType.U1)] bool value);
 
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+    [return: MarshalAs(UnmanagedType.U1)]
+    private delegate bool StaticFlagFn();
+
     private static readonly Lazy<(IntPtr Context, GetFlagFn Get, SetFlagFn Set)?> Functions = new(Bind);
+    private static readonly Lazy<(StaticFlagFn Available, SetFlagFn Set)?> Nnpack = new(BindNnpack);
+
+    /// <summary>
+    /// Whether NNPACK could initialise on this CPU. Where it cannot, libtorch tries again and logs
+    /// "Could not initialize NNPACK" on every convolution that could use it, so <see cref="TorchRuntime"/> switches it off.
+    /// </summary>
+    public static bool NnpackAvailable => Nnpack.Value is not { } n || n.Available();
+
+    /// <summary>Turns libtorch's use of NNPACK off (no-op where the symbols are not available).</summary>
+    public static void DisableNnpack()
+    {
+        if (Nnpack.Value is { } n && Functions.Value is { } f) n.Set(f.Context, false);
+    }
 
     /// <summary>oneDNN use; reads false and ignores writes where the symbols are not available (non-Linux builds).</summary>
     public static bool MkldnnEnabled
@@ -36,7 +55,16 @@ internal static class LibTorchContext
         }
     }
 
-    private static (IntPtr, GetFlagFn, SetFlagFn)? Bind()
+    private static (StaticFlagFn, SetFlagFn)? BindNnpack()
+    {
+        if (LibraryHandle() is not { } library
+            || !NativeLibrary.TryGetExport(library, NnpackAvailableSymbol, out var available)
+            || !NativeLibrary.TryGetExport(library, SetNnpackSymbol, out var set))
+            return null;
+        return (Marshal.GetDelegateForFunctionPointer<StaticFlagFn>(available), Marshal.GetDelegateForFunctionPointer<SetFlagFn>(set));
+    }
+
+    private static IntPtr? LibraryHandle()
     {
         if (!OperatingSystem.IsLinux()) return null;
         using (torch.ones(1)) { } // make sure TorchSharp has loaded libtorch
@@ -45,8 +73,12 @@ internal static class LibTorchContext
             .Where(fields => fields.Length >= 6)
             .Select(fields => fields[^1])
             .FirstOrDefault(p => p.EndsWith("/libtorch_cpu.so", StringComparison.Ordinal));
-        if (path is null) return null;
-        IntPtr library = NativeLibrary.Load(path); // already mapped: dlopen returns the loaded instance
+        return path is null ? null : NativeLibrary.Load(path); // already mapped: dlopen returns the loaded instance
+    }
+
+    private static (IntPtr, GetFlagFn, SetFlagFn)? Bind()
+    {
+        if (LibraryHandle() is not { } library) return null;
         if (!NativeLibrary.TryGetExport(library, GlobalContextSymbol, out var globalContext)
             || !NativeLibrary.TryGetExport(library, GetMkldnnSymbol, out var get)
             || !NativeLibrary.TryGetExport(library, SetMkldnnSymbol, out var set))

@@ -38,6 +38,11 @@ public static class TorchRuntime
         {
             using var probe = torch.ones(1);
             ChooseConvolutionBackend();
+            if (!LibTorchContext.NnpackAvailable)
+            {
+                LibTorchContext.DisableNnpack();
+                ConvolutionSelfTest += "; NNPACK unavailable on this CPU, disabled";
+            }
             return null;
         }
         catch (Exception e) when (e is TypeInitializationException or DllNotFoundException or NotSupportedException)
