@@ -1,13 +1,11 @@
 // Fashion-MNIST benchmark (docs/benchmarks.md): the full data set from Debian's dataset-fashion-mnist, written as PNG
 // files in an image-folder layout, trained through the real ML.NET path with the recipe of
 // benchmarks/fashion_mnist/train_pytorch.py. Usage: RegNetML.FashionMnist [epochs=3] [folder=/tmp/fashion-mnist-png] [--load-images]
-using System.IO.Compression;
 using Microsoft.ML;
 using Microsoft.ML.RegNet.Data;
 using Microsoft.ML.RegNet.Data.Transforms;
 using Microsoft.ML.RegNet.Runtime;
 using Microsoft.ML.RegNet.Training;
-using SkiaSharp;
 
 int epochs = args.Length > 0 && int.TryParse(args[0], out var e) ? e : 3;
 string folder = args.Length > 1 && !args[1].StartsWith("--") ? args[1] : "/tmp/fashion-mnist-png";
@@ -46,33 +44,13 @@ Console.WriteLine($"RegNetML ({TorchRuntime.ConvolutionSelfTest}): test top-1 {m
                   $"wall time {clock.Elapsed.TotalSeconds:F0} s (training {trainSeconds:F0} s)");
 return 0;
 
-List<Row> WriteFolder(string kind, string output)
+List<Row> WriteFolder(string kind, string output) => FashionMnistFiles.ReadIdx(Source, kind).Select((image, i) =>
 {
-    using var images = new BinaryReader(new GZipStream(File.OpenRead(Path.Combine(Source, $"{kind}-images-idx3-ubyte.gz")), CompressionMode.Decompress));
-    using var labels = new BinaryReader(new GZipStream(File.OpenRead(Path.Combine(Source, $"{kind}-labels-idx1-ubyte.gz")), CompressionMode.Decompress));
-    images.ReadBytes(16);
-    labels.ReadBytes(8);
-    var rows = new List<Row>();
-    for (int i = 0; ; i++)
-    {
-        byte[] pixels = images.ReadBytes(28 * 28);
-        if (pixels.Length < 28 * 28) break;
-        string label = labels.ReadByte().ToString(System.Globalization.CultureInfo.InvariantCulture);
-        string relative = Path.Combine(Path.GetFileName(output), label, $"{i:D5}.png");
-        string path = Path.Combine(folder, relative);
-        if (!File.Exists(path))
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            using var bitmap = new SKBitmap(new SKImageInfo(28, 28, SKColorType.Gray8));
-            System.Runtime.InteropServices.Marshal.Copy(pixels, 0, bitmap.GetPixels(), pixels.Length);
-            using var png = bitmap.Encode(SKEncodedImageFormat.Png, 100);
-            using var file = File.Create(path);
-            png.SaveTo(file);
-        }
-        rows.Add(new Row { Path = relative, Label = label });
-    }
-    return rows;
-}
+    string label = image.Label.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    string relative = Path.Combine(Path.GetFileName(output), label, $"{i:D5}.png");
+    FashionMnistFiles.WritePng(image.Pixels, Path.Combine(folder, relative));
+    return new Row { Path = relative, Label = label };
+}).ToList();
 
 public sealed class Row
 {

@@ -1,18 +1,22 @@
 // Fine-tuning: train on five clothing classes, save the weights, then start a new model for the five other classes
 // from that file: new class count (the classifier is re-initialised), stem and first two stages frozen.
 // Usage: RegNetML.FineTuning [workspace]
-using System.IO.Compression;
 using Microsoft.ML;
 using Microsoft.ML.RegNet.Data;
 using Microsoft.ML.RegNet.Data.Transforms;
 using Microsoft.ML.RegNet.Training;
 using Microsoft.ML.RegNet.Weights;
-using SkiaSharp;
 
-string[] names = { "T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot" };
 string workspace = args.Length > 0 ? args[0] : Path.Combine(Path.GetTempPath(), "regnetml-finetuning");
 string folder = Path.Combine(workspace, "images");
-var rows = ReadSubset(Path.Combine(AppContext.BaseDirectory, "data", "fashion-mnist-subset.bin.gz"), folder, names);
+var (trainImages, testImages) = FashionMnistFiles.ReadSubset(Path.Combine(AppContext.BaseDirectory, "data", "fashion-mnist-subset.bin.gz"));
+var rows = trainImages.Concat(testImages).Select((image, i) =>
+{
+    string label = FashionMnistFiles.ClassNames[image.Label];
+    string relative = Path.Combine(label, $"{i:D5}.png");
+    FashionMnistFiles.WritePng(image.Pixels, Path.Combine(folder, relative));
+    return new Row { ImagePath = relative, Label = label };
+}).ToList();
 var clothes = new HashSet<string> { "T-shirt", "Pullover", "Dress", "Coat", "Shirt" };
 var ml = new MLContext(seed: 1);
 
@@ -47,32 +51,6 @@ fineTune.FreezeStages = 2;
 double target = Fit("2. Shoes, bags and trousers (5 new classes) from the clothes weights, stem and stages 1-2 frozen",
     rows.Where(r => !clothes.Contains(r.Label)), fineTune, out _);
 Console.WriteLine($"   held-out top-1 {target:P1}");
-
-static List<Row> ReadSubset(string subset, string folder, string[] classes)
-{
-    using var reader = new BinaryReader(new GZipStream(File.OpenRead(subset), CompressionMode.Decompress));
-    if (new string(reader.ReadChars(4)) != "FMNS") throw new InvalidDataException($"{subset} is not a Fashion-MNIST subset file.");
-    int count = reader.ReadInt32() + reader.ReadInt32();
-    var rows = new List<Row>();
-    for (int i = 0; i < count; i++)
-    {
-        string label = classes[reader.ReadByte()];
-        byte[] pixels = reader.ReadBytes(28 * 28);
-        string relative = Path.Combine(label, $"{i:D5}.png");
-        string path = Path.Combine(folder, relative);
-        if (!File.Exists(path))
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            using var bitmap = new SKBitmap(new SKImageInfo(28, 28, SKColorType.Gray8));
-            System.Runtime.InteropServices.Marshal.Copy(pixels, 0, bitmap.GetPixels(), pixels.Length);
-            using var png = bitmap.Encode(SKEncodedImageFormat.Png, 100);
-            using var file = File.Create(path);
-            png.SaveTo(file);
-        }
-        rows.Add(new Row { ImagePath = relative, Label = label });
-    }
-    return rows;
-}
 
 public sealed class Row
 {

@@ -1,15 +1,12 @@
 // Quick start: train a RegNet on real images through the ordinary ML.NET path, evaluate it, save it and load it back.
 // Data: a class-balanced subset of Fashion-MNIST (MIT licence) embedded in data/, written out as PNG files in an
 // image-folder layout first, so the pipeline is exactly what a user runs on their own folder of images.
-using System.IO.Compression;
 using Microsoft.ML;
 using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Data;
 using Microsoft.ML.RegNet.Data.Transforms;
 using Microsoft.ML.RegNet.Training;
-using SkiaSharp;
 
-string[] classNames = { "T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot" };
 int epochs = args.Length > 0 ? int.Parse(args[0]) : 4;
 string workspace = args.Length > 1 ? args[1] : Path.Combine(Path.GetTempPath(), "regnetml-quickstart");
 
@@ -19,7 +16,7 @@ foreach (var spec in RegNetSpec.All)
     Console.WriteLine($"{spec.Name,-11} {string.Join(' ', spec.StageDepths),-14} {string.Join(' ', spec.StageWidths),-22} {spec.ParameterCount(),12:N0} {spec.Flops() / 1e9,7:F2}");
 
 string imageFolder = Path.Combine(workspace, "images");
-var (train, test) = WriteImageFolders(Path.Combine(AppContext.BaseDirectory, "data", "fashion-mnist-subset.bin.gz"), imageFolder, classNames);
+var (train, test) = WriteImageFolders(Path.Combine(AppContext.BaseDirectory, "data", "fashion-mnist-subset.bin.gz"), imageFolder);
 Console.WriteLine($"\n{train.Count} training and {test.Count} test images under {imageFolder}");
 
 var ml = new MLContext(seed: 1);
@@ -66,31 +63,17 @@ var engine = ml.Model.CreatePredictionEngine<ImageRow, Prediction>(loaded);
 var first = engine.Predict(test[0]);
 Console.WriteLine($"Saved to {modelPath}; reloaded model says {test[0].ImagePath} is a {first.PredictedClass} (true: {test[0].Label}).");
 
-static (List<ImageRow> Train, List<ImageRow> Test) WriteImageFolders(string subset, string folder, string[] classes)
+static (List<ImageRow> Train, List<ImageRow> Test) WriteImageFolders(string subset, string folder)
 {
-    using var file = new GZipStream(File.OpenRead(subset), CompressionMode.Decompress);
-    using var reader = new BinaryReader(file);
-    if (new string(reader.ReadChars(4)) != "FMNS") throw new InvalidDataException($"{subset} is not a Fashion-MNIST subset file.");
-    int trainCount = reader.ReadInt32(), testCount = reader.ReadInt32();
-    var rows = new List<ImageRow>();
-    for (int i = 0; i < trainCount + testCount; i++)
+    var (train, test) = FashionMnistFiles.ReadSubset(subset);
+    List<ImageRow> Write(List<(int Label, byte[] Pixels)> images, string part) => images.Select((image, i) =>
     {
-        string label = classes[reader.ReadByte()];
-        byte[] pixels = reader.ReadBytes(28 * 28);
-        string relative = Path.Combine(i < trainCount ? "train" : "test", label, $"{i:D5}.png");
-        string path = Path.Combine(folder, relative);
-        if (!File.Exists(path))
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            using var bitmap = new SKBitmap(new SKImageInfo(28, 28, SKColorType.Gray8));
-            System.Runtime.InteropServices.Marshal.Copy(pixels, 0, bitmap.GetPixels(), pixels.Length);
-            using var png = bitmap.Encode(SKEncodedImageFormat.Png, 100);
-            using var output = File.Create(path);
-            png.SaveTo(output);
-        }
-        rows.Add(new ImageRow { ImagePath = relative, Label = label });
-    }
-    return (rows.Take(trainCount).ToList(), rows.Skip(trainCount).ToList());
+        string label = FashionMnistFiles.ClassNames[image.Label];
+        string relative = Path.Combine(part, label, $"{i:D5}.png");
+        FashionMnistFiles.WritePng(image.Pixels, Path.Combine(folder, relative));
+        return new ImageRow { ImagePath = relative, Label = label };
+    }).ToList();
+    return (Write(train, "train"), Write(test, "test"));
 }
 
 public sealed class ImageRow

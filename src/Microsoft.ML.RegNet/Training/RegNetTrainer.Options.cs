@@ -127,7 +127,7 @@ public sealed partial class RegNetTrainer
         public static Options KerasRecipe(string architecture, int maxEpochs = 100)
         {
             var spec = RegNetSpec.FromName(architecture);
-            var (areaFactor, mixup, decay) = KerasRecipeTable(spec.Name);
+            var (areaFactor, mixup, decay) = KerasRecipes[spec.Name];
             return new Options
             {
                 Architecture = spec.Name,
@@ -148,18 +148,17 @@ public sealed partial class RegNetTrainer
         }
 
         // (area factor, mixup α, weight decay) per model, from the Keras author's table (training_recipe.md §1.13).
-        private static (double AreaFactor, double Mixup, double Decay) KerasRecipeTable(string name) => name switch
-        {
-            "RegNetX002" => (0.25, 0.0, 5e-5),
-            "RegNetX004" or "RegNetX006" or "RegNetX008" => (0.08, 0.0, 5e-5),
-            "RegNetX016" or "RegNetX032" or "RegNetX040" => (0.08, 0.2, 5e-5),
-            "RegNetX064" or "RegNetX080" => (0.08, 0.3, 5e-5),
-            "RegNetX120" or "RegNetX160" or "RegNetX320" => (0.08, 0.4, 5e-5),
-            "RegNetY002" or "RegNetY004" => (0.16, 0.2, 1e-5),
-            "RegNetY006" or "RegNetY008" => (0.16, 0.2, 5e-5),
-            "RegNetY016" or "RegNetY032" or "RegNetY040" => (0.08, 0.2, 5e-5),
-            "RegNetY064" or "RegNetY080" => (0.08, 0.3, 5e-5),
-            _ => (0.08, 0.4, 5e-5),
-        };
+        private static readonly IReadOnlyDictionary<string, (double AreaFactor, double Mixup, double Decay)> KerasRecipes =
+            new Dictionary<string, (double, double, double)>
+            {
+                ["RegNetX002"] = (0.25, 0.0, 5e-5), ["RegNetX004"] = (0.08, 0.0, 5e-5), ["RegNetX006"] = (0.08, 0.0, 5e-5),
+                ["RegNetX008"] = (0.08, 0.0, 5e-5), ["RegNetX016"] = (0.08, 0.2, 5e-5), ["RegNetX032"] = (0.08, 0.2, 5e-5),
+                ["RegNetX040"] = (0.08, 0.2, 5e-5), ["RegNetX064"] = (0.08, 0.3, 5e-5), ["RegNetX080"] = (0.08, 0.3, 5e-5),
+                ["RegNetX120"] = (0.08, 0.4, 5e-5), ["RegNetX160"] = (0.08, 0.4, 5e-5), ["RegNetX320"] = (0.08, 0.4, 5e-5),
+                ["RegNetY002"] = (0.16, 0.2, 1e-5), ["RegNetY004"] = (0.16, 0.2, 1e-5), ["RegNetY006"] = (0.16, 0.2, 5e-5),
+                ["RegNetY008"] = (0.16, 0.2, 5e-5), ["RegNetY016"] = (0.08, 0.2, 5e-5), ["RegNetY032"] = (0.08, 0.2, 5e-5),
+                ["RegNetY040"] = (0.08, 0.2, 5e-5), ["RegNetY064"] = (0.08, 0.3, 5e-5), ["RegNetY080"] = (0.08, 0.3, 5e-5),
+                ["RegNetY120"] = (0.08, 0.4, 5e-5), ["RegNetY160"] = (0.08, 0.4, 5e-5), ["RegNetY320"] = (0.08, 0.4, 5e-5),
+            };
     }
 }

@@ -36,3 +36,21 @@ public sealed class LearningRateScheduleTests
         Assert.AreEqual(0.001, s.At(9, 0), 1e-12);
     }
 }
+
+[TestClass]
+public sealed class KerasRecipeTests
+{
+    [TestMethod]
+    [DataRow("X002", 0.25, 0.0, 5e-5), DataRow("Y002", 0.16, 0.2, 1e-5), DataRow("Y006", 0.16, 0.2, 5e-5), DataRow("X064", 0.08, 0.3, 5e-5), DataRow("Y320", 0.08, 0.4, 5e-5)]
+    public void PerModelSettingsFollowTheKerasAuthorsTable(string model, double areaFactor, double mixup, double decay)
+    {
+        var o = RegNetTrainer.Options.KerasRecipe(model);
+        Assert.AreEqual(areaFactor, o.Augmentation.AreaFactor);
+        Assert.AreEqual(mixup, o.Mixing.MixupAlpha);
+        Assert.AreEqual(decay, o.WeightDecay);
+        Assert.AreEqual(WeightDecaySemantics.DecoupledConstant, o.WeightDecaySemantics);
+        Assert.AreEqual(ScheduleGranularity.PerEpoch, o.ScheduleGranularity);
+        // 0.001 per 128 images: 0.008 at the seed's global batch of 1024 (training_recipe.md §1.11).
+        Assert.AreEqual(0.008, o.LearningRate * 1024 / o.LearningRateReferenceBatchSize!.Value, 1e-12);
+    }
+}
