@@ -61,7 +61,9 @@ public sealed class TorchVisionEquivalenceTests
 
             model.train();
             using var trainLogits = model.call(tensors["input"]);
-            AssertClose(tensors["logits_train"], trainLogits, LogitTolerance, "train-mode logits");
+            // Batch statistics over a batch of 2 (as few as 8 values per channel in the last stage at 64×64) amplify
+            // float32 rounding differences between libtorch versions, so train-mode logits get a looser, relative bound.
+            AssertClose(tensors["logits_train"], trainLogits, 1e-3, "train-mode logits", relative: true);
         }
 
         var mapped = StateDictLayout.TorchVision.TensorNames(spec, includeClassifier: true);
