@@ -1,6 +1,6 @@
 // Fine-tuning: train on five clothing classes, save the weights, then start a new model for the five other classes
 // from that file: new class count (the classifier is re-initialised), stem and first two stages frozen.
-// Usage: RegNetML.FineTuning [workspace]
+// Usage: RegNetML.FineTuning [workspace] [source epochs=8] [fine-tuning epochs=4]
 using Microsoft.ML;
 using Microsoft.ML.RegNet.Data;
 using Microsoft.ML.RegNet.Data.Transforms;
@@ -8,6 +8,8 @@ using Microsoft.ML.RegNet.Training;
 using Microsoft.ML.RegNet.Weights;
 
 string workspace = args.Length > 0 ? args[0] : Path.Combine(Path.GetTempPath(), "regnetml-finetuning");
+int sourceEpochs = args.Length > 1 ? int.Parse(args[1]) : 8;
+int fineTuneEpochs = args.Length > 2 ? int.Parse(args[2]) : 4;
 string folder = Path.Combine(workspace, "images");
 var (trainImages, testImages) = FashionMnistFiles.ReadSubset(Path.Combine(AppContext.BaseDirectory, "data", "fashion-mnist-subset.bin.gz"));
 var rows = trainImages.Concat(testImages).Select((image, i) =>
@@ -40,12 +42,12 @@ double Fit(string title, IEnumerable<Row> data, RegNetTrainer.Options options, o
     return ml.MulticlassClassification.Evaluate(model.Transform(split.TestSet)).MicroAccuracy;
 }
 
-double source = Fit("1. Clothes (5 classes) from scratch", rows.Where(r => clothes.Contains(r.Label)), Recipe(3), out var clothesModel);
+double source = Fit("1. Clothes (5 classes) from scratch", rows.Where(r => clothes.Contains(r.Label)), Recipe(sourceEpochs), out var clothesModel);
 string weights = Path.Combine(workspace, "clothes.regnet.safetensors");
 RegNetWeights.Save(clothesModel.Model, weights, clothesModel.ClassNames, clothesModel.Preprocessing);
 Console.WriteLine($"   held-out top-1 {source:P1}; weights saved to {weights}");
 
-var fineTune = Recipe(2);
+var fineTune = Recipe(fineTuneEpochs);
 fineTune.StartingWeightsPath = weights;
 fineTune.FreezeStages = 2;
 double target = Fit("2. Shoes, bags and trousers (5 new classes) from the clothes weights, stem and stages 1-2 frozen",
