@@ -391,8 +391,16 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         {
             if (_o.StartingModel is { } start)
             {
-                var report = StateDictLoader.Load(_model, start.Model.state_dict(), Weights.Layouts.StateDictLayout.Timm, strict: false);
-                ReportStart("the starting model", report);
+                // Everything but the classifier must fit exactly; a classifier of another size stays freshly initialised.
+                bool sameHead = start.Model.NumClasses == _model.NumClasses;
+                var source = start.Model.state_dict()
+                    .Where(kv => sameHead || !kv.Key.StartsWith(ClassifierPrefix, StringComparison.Ordinal))
+                    .ToDictionary(kv => kv.Key, kv => kv.Value);
+                var report = StateDictLoader.Load(_model, source, Weights.Layouts.StateDictLayout.Timm, strict: false);
+                if (report.Unexpected.Count > 0 || report.Mismatched.Count > 0 || report.Missing.Any(n => !n.StartsWith(ClassifierPrefix, StringComparison.Ordinal)))
+                    throw new ArgumentException($"The starting model does not match {_model.Spec.Name} apart from the classifier: {report}");
+                _channel.Info(MessageSensitivity.None, $"Starting weights from the starting model: {report}" +
+                    (sameHead ? "" : $" (classifier re-initialised: {start.Model.NumClasses} → {_model.NumClasses} classes)"));
             }
             else if (_o.StartingWeightsPath is { } path)
             {
@@ -402,16 +410,7 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
             }
         }
 
-        private void ReportStart(string source, WeightLoadReport report)
-        {
-            if (report.Loaded.Count == 0)
-                throw new ArgumentException($"No tensor of {source} fits {_model.Spec.Name}: {report}");
-            bool onlyHeadSkipped = report.Missing.Concat(report.Mismatched.Select(m => m.FileName)).All(n => n.Contains("fc", StringComparison.Ordinal));
-            if (!onlyHeadSkipped)
-                throw new ArgumentException($"The starting weights from {source} do not match {_model.Spec.Name} apart from the classifier: {report}");
-            _channel.Info(MessageSensitivity.None, $"Starting weights from {source}: {report}" +
-                (report.Mismatched.Count > 0 || report.Missing.Count > 0 ? " (classifier re-initialised for the new class count)" : ""));
-        }
+        private const string ClassifierPrefix = "head.";
 
         private IEnumerable<Parameter> Freeze()
         {
