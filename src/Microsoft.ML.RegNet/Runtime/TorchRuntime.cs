@@ -18,9 +18,10 @@ public static class TorchRuntime
     public const string OneDnnVariable = "REGNET_ONEDNN";
 
     /// <summary>Throws <see cref="InvalidOperationException"/> with a diagnosis when TorchSharp's native library cannot load.</summary>
-    /// <remarks>On first use it also runs <see cref="ConvolutionSelfTest"/>: libtorch 2.10's oneDNN kernels compute some 3×3
-    /// convolutions wrongly on x86-64 CPUs, and when they do, oneDNN is switched off for this process (PyTorch's own
-    /// convolutions are then used: correct, about 30 % slower for RegNetX-002 training).</remarks>
+    /// <remarks>On first use it also runs <see cref="ConvolutionSelfTest"/>. libtorch 2.10's oneDNN AVX-512 kernels compute some
+    /// 3×3 convolutions wrongly on AMD CPUs, so there oneDNN is first capped at AVX2 (unless <c>ONEDNN_MAX_CPU_ISA</c> is set);
+    /// if the self-test still finds wrong results, oneDNN is switched off for this process (PyTorch's own convolutions are
+    /// then used: correct, about 2× slower for RegNetX-002 training).</remarks>
     public static void EnsureAvailable()
     {
         if (LoadError.Value is { } error) throw error;
@@ -36,13 +37,15 @@ public static class TorchRuntime
     {
         try
         {
+            string isa = OneDnnIsaCap.Apply(); // before libtorch's first convolution: oneDNN reads the cap once
             using var probe = torch.ones(1);
-            ChooseConvolutionBackend();
+            string nnpack = "";
             if (!LibTorchContext.NnpackAvailable)
             {
-                LibTorchContext.DisableNnpack();
-                ConvolutionSelfTest += "; NNPACK unavailable on this CPU, disabled";
+                LibTorchContext.DisableNnpack(); // before the probe, or every probe convolution logs the failed NNPACK start
+                nnpack = "; NNPACK unavailable on this CPU, disabled";
             }
+            ConvolutionSelfTest = ChooseConvolutionBackend() + "; " + isa + nnpack;
             return null;
         }
         catch (Exception e) when (e is TypeInitializationException or DllNotFoundException or NotSupportedException)
@@ -51,7 +54,7 @@ public static class TorchRuntime
         }
     }
 
-    private static void ChooseConvolutionBackend()
+    private static string ChooseConvolutionBackend()
     {
         string mode = (Environment.GetEnvironmentVariable(OneDnnVariable) ?? "auto").Trim().ToLowerInvariant();
         double error = LibTorchContext.MkldnnEnabled ? ConvolutionErrorProbe.MaxError() : 0;
@@ -64,7 +67,7 @@ public static class TorchRuntime
             _ => throw new InvalidOperationException($"{OneDnnVariable} must be on, off or auto (got '{mode}')."),
         };
         if (disable) LibTorchContext.MkldnnEnabled = false;
-        ConvolutionSelfTest = FormattableString.Invariant(
+        return FormattableString.Invariant(
             $"oneDNN convolution max error {error:E2} ({(broken ? "wrong" : "correct")}); {OneDnnVariable}={mode}; oneDNN {(LibTorchContext.MkldnnEnabled ? "enabled" : "disabled")}");
     }
 

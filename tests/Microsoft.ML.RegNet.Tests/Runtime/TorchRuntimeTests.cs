@@ -19,6 +19,19 @@ public sealed class TorchRuntimeTests
     }
 
     [TestMethod]
+    public void WhereTheIsaCapIsAppliedOneDnnStaysEnabledAndCorrect()
+    {
+        TorchRuntime.EnsureAvailable();
+        string report = TorchRuntime.ConvolutionSelfTest;
+        if (!report.Contains("capped at AVX2", StringComparison.Ordinal))
+            Assert.Inconclusive($"No ISA cap on this CPU: {report}");
+        // The cap exists to keep oneDNN's speed on AMD CPUs whose AVX-512 kernels are wrong; it must have been enough.
+        Assert.IsTrue(TorchRuntime.OneDnnEnabled, report);
+        StringAssert.Contains(report, "(correct)");
+        Assert.AreEqual("AVX2", Environment.GetEnvironmentVariable("ONEDNN_MAX_CPU_ISA"));
+    }
+
+    [TestMethod]
     public void OnOldLibStdCxxTheOutputCopyIsPatchedAndTheDiagnosisNamesCauseAndFix()
     {
         if (!OperatingSystem.IsLinux()) Assert.Inconclusive("The GLIBCXX fix applies to Linux only.");
