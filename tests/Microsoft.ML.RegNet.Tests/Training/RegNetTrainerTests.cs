@@ -207,11 +207,7 @@ public sealed class RegNetTransformerPersistenceTests
         using var data = new TinyImageData(perClass: 8);
         var ml = new MLContext(seed: 1);
         var view = ml.Data.LoadFromEnumerable(data.Rows);
-        var options = new RegNetTrainer.Options
-        {
-            Spec = RegNetSpec.Create(depth: 4, w0: 8, wa: 8, wm: 2, groupWidth: 8), ImageSize = 32, BatchSize = 8, MaxEpochs = 2,
-            LearningRate = 3e-3, Seed = 5, CropFraction = 1.0,
-        };
+        var options = SaveableOptions();
         var pipeline = ml.Transforms.Conversion.MapValueToKey("Label", nameof(TinyImageData.Row.Label))
             .Append(ml.Transforms.LoadImages("Image", null, nameof(TinyImageData.Row.ImagePath)))
             .Append(ml.MulticlassClassification.Trainers.RegNet(options))
@@ -232,6 +228,13 @@ public sealed class RegNetTransformerPersistenceTests
         var engine = ml.Model.CreatePredictionEngine<TinyImageData.Row, Scored>(loaded);
         Assert.AreEqual(before[0].PredictedLabelText, engine.Predict(data.Rows[0]).PredictedLabelText);
     }
+
+    /// <summary>A tiny model trained on 32×32 images with the whole image as evaluation crop, as saved pipelines expect.</summary>
+    internal static RegNetTrainer.Options SaveableOptions() => new()
+    {
+        Spec = RegNetSpec.Create(depth: 4, w0: 8, wa: 8, wm: 2, groupWidth: 8), ImageSize = 32, BatchSize = 8, MaxEpochs = 2,
+        LearningRate = 3e-3, Seed = 5, CropFraction = 1.0,
+    };
 
     private sealed class Scored
     {
