@@ -30,6 +30,9 @@ public static class TorchRuntime
     /// <summary>Whether oneDNN (MKL-DNN) convolutions are in use in this process.</summary>
     public static bool OneDnnEnabled => LibTorchContext.MkldnnEnabled;
 
+    /// <summary>How glibc's malloc was set up for libtorch (see <c>REGNET_MALLOC_TUNING</c>), for logs and bug reports.</summary>
+    public static string NativeAllocator { get; private set; } = "not set up";
+
     /// <summary>What the convolution self-test found when libtorch was first used, for logs and bug reports.</summary>
     public static string ConvolutionSelfTest { get; private set; } = "not run";
 
@@ -37,6 +40,7 @@ public static class TorchRuntime
     {
         try
         {
+            NativeAllocator = NativeAllocatorTuning.Apply(); // before libtorch allocates its first tensors
             string isa = OneDnnIsaCap.Apply(); // before libtorch's first convolution: oneDNN reads the cap once
             using var probe = torch.ones(1);
             string nnpack = "";

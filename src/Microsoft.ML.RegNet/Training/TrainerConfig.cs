@@ -17,6 +17,7 @@ internal static class TrainerConfig
             ["started"] = DateTime.Now.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
             ["torch_threads"] = TorchSharp.torch.get_num_threads(),
             ["convolution_self_test"] = Runtime.TorchRuntime.ConvolutionSelfTest,
+            ["native_allocator"] = Runtime.TorchRuntime.NativeAllocator,
             ["augmentation"] = o.Augmentation,
             ["mixing"] = o.Mixing,
             ["normalization"] = new { o.Normalization.Scale, o.Normalization.Mean, o.Normalization.Std, Order = o.Normalization.Order.ToString() },
