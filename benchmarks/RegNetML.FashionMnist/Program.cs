@@ -40,7 +40,7 @@ var pipeline = ml.Transforms.Conversion.MapValueToKey("Label").Append(load).Appe
 var model = pipeline.Fit(ml.Data.LoadFromEnumerable(train));
 double trainSeconds = clock.Elapsed.TotalSeconds;
 var metrics = ml.MulticlassClassification.Evaluate(model.Transform(ml.Data.LoadFromEnumerable(test)));
-Console.WriteLine($"RegNetML ({TorchRuntime.ConvolutionSelfTest}): test top-1 {metrics.MicroAccuracy:F4}, " +
+Console.WriteLine($"RegNetML ({TorchRuntime.ConvolutionSelfTest}; {TorchRuntime.NativeAllocator}): test top-1 {metrics.MicroAccuracy:F4}, " +
                   $"wall time {clock.Elapsed.TotalSeconds:F0} s (training {trainSeconds:F0} s)");
 return 0;
 

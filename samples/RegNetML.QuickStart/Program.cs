@@ -63,7 +63,7 @@ var engine = ml.Model.CreatePredictionEngine<ImageRow, Prediction>(loaded);
 var first = engine.Predict(test[0]);
 Console.WriteLine($"Saved to {modelPath}; reloaded model says {test[0].ImagePath} is a {first.PredictedClass} (true: {test[0].Label}).");
 Console.WriteLine("Score image files in a fresh process that needs neither TorchSharp nor this library:");
-Console.WriteLine($"  dotnet run -c Release --project samples/RegNetML.Scoring -- {modelPath} {Path.Combine(imageFolder, test[0].ImagePath)} {Path.Combine(imageFolder, test[1].ImagePath)}");
+Console.WriteLine($"  dotnet run -c Release --project samples/RegNetML.Scoring -- \"{modelPath}\" \"{Path.Combine(imageFolder, test[0].ImagePath)}\" \"{Path.Combine(imageFolder, test[1].ImagePath)}\"");
 
 static (List<ImageRow> Train, List<ImageRow> Test) WriteImageFolders(string subset, string folder)
 {
