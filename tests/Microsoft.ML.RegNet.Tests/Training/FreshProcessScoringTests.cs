@@ -16,10 +16,8 @@ public sealed class FreshProcessScoringTests
     [TestMethod]
     public void SavedModelPredictsImageFilesInAnotherProcessWithoutTorchSharp()
     {
-        string sample = typeof(FreshProcessScoringTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
-            .Single(a => a.Key == "ScoringSample").Value!;
-        Assert.IsTrue(File.Exists(sample), $"{sample} was not built");
-        string sampleFolder = Path.GetDirectoryName(sample)!;
+        Assert.IsTrue(File.Exists(Sample), $"{Sample} was not built");
+        string sampleFolder = Path.GetDirectoryName(Sample)!;
         Assert.IsFalse(Directory.EnumerateFiles(sampleFolder, "*", SearchOption.AllDirectories)
             .Any(f => Path.GetFileName(f).Contains("TorchSharp", StringComparison.OrdinalIgnoreCase) || Path.GetFileName(f).StartsWith("libtorch", StringComparison.Ordinal)),
             "the scoring sample must deploy without TorchSharp or libtorch");
@@ -39,13 +37,8 @@ public sealed class FreshProcessScoringTests
         var engine = ml.Model.CreatePredictionEngine<TinyImageData.Row, Prediction>(ml.Model.Load(path, out _));
         var expected = rows.Select(r => engine.Predict(r)).ToList();
 
-        var start = new ProcessStartInfo(DotnetHost) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { "exec", sample, path }.Concat(rows.Select(r => r.ImagePath))) start.ArgumentList.Add(arg);
-        using var process = Process.Start(start)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        string stdout = process.StandardOutput.ReadToEnd();
-        Assert.IsTrue(process.WaitForExit(120_000), "the scoring process did not finish in 2 minutes");
-        Assert.AreEqual(0, process.ExitCode, $"scoring process failed:\n{stdout}\n{stderr.Result}");
+        var (exitCode, stdout, stderr) = RunSample(new[] { path }.Concat(rows.Select(r => r.ImagePath)));
+        Assert.AreEqual(0, exitCode, $"scoring process failed:\n{stdout}\n{stderr}");
         StringAssert.Contains(stdout, "2 classes (red, blue)");
 
         for (int i = 0; i < rows.Count; i++)
@@ -64,19 +57,13 @@ public sealed class FreshProcessScoringTests
     [TestMethod]
     public void AFileThatIsNotAModelGivesAClearErrorInTheScoringProcess()
     {
-        string sample = typeof(FreshProcessScoringTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
-            .Single(a => a.Key == "ScoringSample").Value!;
         string folder = Directory.CreateTempSubdirectory("regnet-scoring-").FullName;
         try
         {
             string notAModel = Path.Combine(folder, "model.zip");
             File.WriteAllText(notAModel, "not a zip");
-            var start = new ProcessStartInfo(DotnetHost) { RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var arg in new[] { "exec", sample, notAModel, notAModel }) start.ArgumentList.Add(arg);
-            using var process = Process.Start(start)!;
-            string stderr = process.StandardError.ReadToEnd();
-            process.WaitForExit(60_000);
-            Assert.AreEqual(1, process.ExitCode, stderr);
+            var (exitCode, _, stderr) = RunSample(new[] { notAModel, notAModel });
+            Assert.AreEqual(1, exitCode, stderr);
             StringAssert.Contains(stderr, "is not a loadable ML.NET model");
         }
         finally
@@ -85,8 +72,22 @@ public sealed class FreshProcessScoringTests
         }
     }
 
-    // The SDK tells test processes which dotnet runs them; plain "dotnet" from PATH otherwise.
-    private static string DotnetHost => Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
+    // samples/RegNetML.Scoring's own output folder (its deps.json resolves ONNX Runtime's native library), set at build time.
+    private static string Sample => typeof(FreshProcessScoringTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+        .Single(a => a.Key == "ScoringSample").Value!;
+
+    private static (int ExitCode, string Stdout, string Stderr) RunSample(IEnumerable<string> arguments)
+    {
+        // The SDK tells test processes which dotnet runs them; plain "dotnet" from PATH otherwise.
+        string host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } h ? h : "dotnet";
+        var start = new ProcessStartInfo(host) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { "exec", Sample }.Concat(arguments)) start.ArgumentList.Add(arg);
+        using var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        string stdout = process.StandardOutput.ReadToEnd();
+        Assert.IsTrue(process.WaitForExit(120_000), "the scoring process did not finish in 2 minutes");
+        return (process.ExitCode, stdout, stderr.Result);
+    }
 
     private sealed class Prediction
     {
