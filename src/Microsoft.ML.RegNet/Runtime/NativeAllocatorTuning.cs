@@ -38,9 +38,9 @@ internal static class NativeAllocatorTuning
         try
         {
             // mallopt returns 1 on success; musl and other libcs without it throw EntryPointNotFoundException.
-            bool ok = MallOpt(M_MMAP_THRESHOLD, MmapThreshold) == 1 & MallOpt(M_TRIM_THRESHOLD, TrimThreshold) == 1;
-            return ok ? $"malloc mmap threshold {MmapThreshold >> 20} MiB, trim threshold {TrimThreshold >> 20} MiB"
-                      : "malloc thresholds untouched (mallopt refused them)";
+            bool mmap = MallOpt(M_MMAP_THRESHOLD, MmapThreshold) == 1, trim = MallOpt(M_TRIM_THRESHOLD, TrimThreshold) == 1;
+            return (mmap ? $"malloc mmap threshold {MmapThreshold >> 20} MiB" : "malloc mmap threshold refused by mallopt") + ", " +
+                   (trim ? $"trim threshold {TrimThreshold >> 20} MiB" : "trim threshold refused by mallopt");
         }
         catch (EntryPointNotFoundException)
         {
