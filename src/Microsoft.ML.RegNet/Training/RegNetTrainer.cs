@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.ML.Data;
 using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Data.Mixing;
+using Microsoft.ML.RegNet.Data.MLNet;
 using Microsoft.ML.RegNet.Data.Pipeline;
 using Microsoft.ML.RegNet.Data.Transforms;
 using Microsoft.ML.RegNet.Models;
@@ -118,7 +119,7 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
             loop.Run(train, validation);
             channel.Info(MessageSensitivity.None, $"Training finished: {loop.Summary}");
             return new RegNetTransformer(_env, model, columns.LabelType, columns.ClassNames, o.Normalization, o.ImageSize, o.CropFraction,
-                o.ImageColumnName, o.ScoreColumnName, o.PredictedLabelColumnName, loop.RunPath) { ImageIsBytes = columns.ImageIsBytes };
+                o.ImageColumnName, o.ScoreColumnName, o.PredictedLabelColumnName, loop.RunPath, columns.ImageIsBytes);
         }
         catch
         {
@@ -176,10 +177,13 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
                 Augmentation = _o.Augmentation, Normalization = _o.Normalization, Seed = _seed, WorkerThreads = _o.WorkerThreads,
                 Shuffle = _o.Shuffle, ShufflePoolSize = _o.ShufflePoolSize, DropLast = false, BadImagePolicy = _o.BadImagePolicy,
             });
+            // Validation sees the evaluation transform that scoring and the saved model use: its ML.NET steps on the view.
             var evalPipeline = new ImageBatchPipeline(trainPipeline.Options with
             {
-                Augmentation = AugmentationOptions.Evaluation(_o.CropFraction), Shuffle = false,
+                ImageColumn = EvaluationPreprocessing.ResizedColumnName, Augmentation = AugmentationOptions.Evaluation(_o.CropFraction), Shuffle = false,
             });
+            if (validation is not null)
+                validation = EvaluationPreprocessing.Apply(validation, new EvaluationCrop(_o.ImageSize, _o.CropFraction), _o.ImageColumnName, _columns.ImageIsBytes);
             var mixer = new BatchMixer(_o.Mixing, _columns.ClassCount);
             double lrScale = _o.LearningRateReferenceBatchSize is { } reference ? (double)_o.BatchSize / reference : 1.0;
 
