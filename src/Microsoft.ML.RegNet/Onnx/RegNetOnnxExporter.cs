@@ -257,10 +257,10 @@ public static class RegNetOnnxExporter
 
     // ---- protobuf helpers ----
 
-    private static TensorShapeProto.Types.Dimension Dim(int? value, string? param) =>
+    internal static TensorShapeProto.Types.Dimension Dim(int? value, string? param) =>
         value is { } v ? new TensorShapeProto.Types.Dimension { DimValue = v } : new TensorShapeProto.Types.Dimension { DimParam = param! };
 
-    private static ValueInfoProto ValueInfo(string name, TensorProto.Types.DataType type, params TensorShapeProto.Types.Dimension[] dims)
+    internal static ValueInfoProto ValueInfo(string name, TensorProto.Types.DataType type, params TensorShapeProto.Types.Dimension[] dims)
     {
         var shape = new TensorShapeProto();
         shape.Dim.Add(dims);

@@ -77,10 +77,10 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         if (!label.IsKey) throw new ArgumentException(LabelNotKeyMessage(o.LabelColumnName, label.ItemType), nameof(inputSchema));
         if (!inputSchema.Any(c => c.Name == o.ImageColumnName)) throw new ArgumentException($"Image column '{o.ImageColumnName}' not found.", nameof(inputSchema));
         var columns = inputSchema.ToDictionary(c => c.Name);
-        columns[o.ScoreColumnName] = SchemaShapeColumns.Create(o.ScoreColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false,
-            SchemaShapeColumns.TextVectorAnnotations("SlotNames", "TrainingLabelValues"));
-        columns[o.PredictedLabelColumnName] = SchemaShapeColumns.Create(o.PredictedLabelColumnName, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, true,
-            SchemaShapeColumns.TextVectorAnnotations(InputColumns.AnnotationUtilsKeyValues));
+        columns[o.ScoreColumnName] = MLNetInternals.SchemaColumn(o.ScoreColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false,
+            MLNetInternals.TextVectorAnnotations("SlotNames", "TrainingLabelValues"));
+        columns[o.PredictedLabelColumnName] = MLNetInternals.SchemaColumn(o.PredictedLabelColumnName, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, true,
+            MLNetInternals.TextVectorAnnotations(InputColumns.AnnotationUtilsKeyValues));
         return new SchemaShape(columns.Values);
     }
 
@@ -93,7 +93,7 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         var columns = InputColumns.Resolve(input.Schema, o.LabelColumnName, o.ImageColumnName, "training data");
         IDataView train = input;
         IDataView? validation = o.ValidationSet;
-        int seed = o.Seed ?? HostSeed(_env) ?? 1;
+        int seed = o.Seed ?? MLNetInternals.Seed(_env) ?? 1;
         if (validation is not null)
         {
             var v = InputColumns.Resolve(validation.Schema, o.LabelColumnName, o.ImageColumnName, "validation set");
@@ -132,9 +132,6 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         $"Label column '{column}' has type {type}, but RegNet needs a key type. Add mlContext.Transforms.Conversion.MapValueToKey(\"{column}\") before the trainer " +
         "(and MapKeyToValue(\"PredictedLabel\") after it to get the class names back).";
 
-    // MLContext's seed is internal; this reads it the way ML.NET's own TorchSharp trainers get it (conventions §1.6).
-    internal static int? HostSeed(IHostEnvironment env) =>
-        env.GetType().GetInterface("Microsoft.ML.Runtime.IHostEnvironmentInternal")?.GetProperty("Seed")?.GetValue(env) as int?;
 
     /// <summary>One Fit: the model, optimizer, schedule, data pipelines and run folder.</summary>
     private sealed class TrainingLoop
@@ -184,7 +181,7 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
             });
             if (validation is not null)
                 validation = EvaluationPreprocessing.Apply(validation, new EvaluationCrop(_o.ImageSize, _o.CropFraction), _o.ImageColumnName, _columns.ImageIsBytes);
-            var mixer = new BatchMixer(_o.Mixing, _columns.ClassCount);
+            var mixer = new BatchMixer(_o.Mixing, _columns.ClassCount, _o.LabelSmoothing);
             double lrScale = _o.LearningRateReferenceBatchSize is { } reference ? (double)_o.BatchSize / reference : 1.0;
 
             var state = new TrainingState(0, 0, 0, _o.EarlyStopping?.Worst ?? double.NegativeInfinity, 0, _model.Spec.ToString(), _columns.ClassCount);
@@ -277,7 +274,6 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
                     var labels = batch.Labels!;
                     var random = AugmentationRandom.ForEpoch(_seed, epoch, purpose: 0x4D49580000000000UL + (ulong)batch.Index);
                     var (images, targets, _) = mixer.Mix(batch.Images, labels, random);
-                    if (_o.LabelSmoothing > 0) targets = BatchMixer.ToTargets(targets, _columns.ClassCount, _o.LabelSmoothing);
 
                     optimizer.zero_grad();
                     var logits = _model.call(images);

@@ -133,6 +133,13 @@ public sealed class SavedModelParityTests
         AssertSame(before, fromFitted, "PredictionEngine on the fitted pipeline vs its batched Transform");
         AssertSame(fromFitted, fromLoaded, "PredictionEngine: fitted vs loaded");
 
+        var trainedMetrics = ml.MulticlassClassification.Evaluate(model.Transform(view));
+        var loadedMetrics = ml.MulticlassClassification.Evaluate(loaded.Transform(view));
+        Assert.AreEqual(trainedMetrics.MicroAccuracy, loadedMetrics.MicroAccuracy, 1e-12, "Evaluate: accuracy");
+        Assert.AreEqual(trainedMetrics.LogLoss, loadedMetrics.LogLoss, 1e-4, "Evaluate: log-loss");
+        Assert.AreEqual(before.Zip(_rows).Count(z => z.First.PredictedClass == z.Second.Label) / (double)_rows.Count, trainedMetrics.MicroAccuracy, 1e-12,
+            "Evaluate counts the rows whose predicted class is the label");
+
         var score = loaded.Transform(view).Schema["Score"];
         VBuffer<ReadOnlyMemory<char>> slots = default;
         score.GetSlotNames(ref slots);
