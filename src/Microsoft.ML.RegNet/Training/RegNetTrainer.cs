@@ -110,8 +110,9 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         using var channel = _host.Start("Training");
         if (o.NumberOfThreads is { } threads) torch.set_num_threads(threads);
         var spec = Spec;
-        manual_seed(seed);
-        var model = new RegNetModel(spec, columns.ClassCount, o.ZeroInitLastBatchNorm);
+        // This Fit's own random state: the process-wide generator is shared by concurrent Fits (README, "Determinism").
+        using var generator = new Generator(unchecked((ulong)seed));
+        var model = new RegNetModel(spec, columns.ClassCount, o.ZeroInitLastBatchNorm, generator);
         try
         {
             var loop = new TrainingLoop(this, model, columns, seed, channel);
