@@ -240,7 +240,7 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
             {
                 _run?.Dispose();
                 if (trainPipeline.BadImagesSkipped > 0)
-                    _channel.Warning(MessageSensitivity.None, $"{trainPipeline.BadImagesSkipped} training images could not be decoded and were skipped.");
+                    _channel.Warning(MessageSensitivity.None, $"{trainPipeline.BadImagesSkipped} training images were unreadable or could not be decoded and were skipped: {trainPipeline.DescribeBadRows()}");
             }
         }
 

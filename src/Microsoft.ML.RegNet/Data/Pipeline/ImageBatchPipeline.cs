@@ -53,6 +53,25 @@ public sealed class ImageBatchPipeline
     /// <summary>Rows skipped as bad (under <see cref="BadImagePolicy.Skip"/>) over every <see cref="Read"/> so far.</summary>
     public long BadImagesSkipped => Interlocked.Read(ref _badImages);
 
+    /// <summary>The first <see cref="BadRowsKept"/> rows skipped as bad, with their reasons, for logs.</summary>
+    public IReadOnlyList<BadRow> FirstBadRows
+    {
+        get { lock (_firstBadRows) return _firstBadRows.ToArray(); }
+    }
+
+    /// <summary>How many skipped rows <see cref="FirstBadRows"/> keeps.</summary>
+    public const int BadRowsKept = 10;
+
+    private readonly List<BadRow> _firstBadRows = new();
+
+    /// <summary>"row 3: reason; row 9: reason …" for the skipped rows kept, naming how many there were in all.</summary>
+    public string DescribeBadRows()
+    {
+        var first = FirstBadRows;
+        long all = BadImagesSkipped;
+        return string.Join("; ", first.Select(b => b.Reason)) + (all > first.Count ? $"; … ({all} in all)" : "");
+    }
+
     /// <summary>Floats per image.</summary>
     private int ImageLength => _augmenter.OutputLength;
 
@@ -191,7 +210,7 @@ public sealed class ImageBatchPipeline
         try
         {
             var active = columns.Label is { } l ? new[] { columns.Image, l } : new[] { columns.Image };
-            using var cursor = data.GetRowCursor(active);
+            using var cursor = SerialCursor(data, active);
             ValueGetter<VBuffer<byte>>? bytesGetter = columns.IsBytes ? cursor.GetGetter<VBuffer<byte>>(columns.Image) : null;
             ValueGetter<MLImage>? imageGetter = columns.IsBytes ? null : cursor.GetGetter<MLImage>(columns.Image);
             ValueGetter<uint>? labelGetter = columns.Label is { } lc ? cursor.GetGetter<uint>(lc) : null;
@@ -289,6 +308,17 @@ public sealed class ImageBatchPipeline
         }
     }
 
+    // A one-cursor set, never ML.NET's consolidated parallel cursor: that one runs the getters (LoadRawImageBytes reads
+    // the file in its getter) on its own threads inside MoveNext, so one unreadable file would end the whole epoch with
+    // "Splitter/consolidator worker encountered exception" instead of failing or skipping that row here.
+    private static DataViewRowCursor SerialCursor(IDataView data, DataViewSchema.Column[] active)
+    {
+        var cursors = data.GetRowCursorSet(active, 1);
+        if (cursors.Length == 1) return cursors[0];
+        foreach (var c in cursors) c.Dispose();
+        throw new InvalidOperationException($"{data.GetType().Name} returned {cursors.Length} cursors when asked for one.");
+    }
+
     private void RunWorker(ChannelReader<Job> work, int epoch, CancellationToken token)
     {
         var scratch = new RgbImage(Options.ImageSize, Options.ImageSize);
@@ -366,7 +396,11 @@ public sealed class ImageBatchPipeline
             labels.Add(job.Samples[i].Label);
             n++;
         }
-        if (bad.Count > 0) Interlocked.Add(ref _badImages, bad.Count);
+        if (bad.Count > 0)
+        {
+            Interlocked.Add(ref _badImages, bad.Count);
+            lock (_firstBadRows) _firstBadRows.AddRange(bad.Take(BadRowsKept - _firstBadRows.Count));
+        }
         if (n == 0)
         {
             _buffers.Add(job.Buffer);

@@ -7,8 +7,10 @@ namespace Microsoft.ML.RegNet.Data.Transforms;
 
 /// <summary>
 /// Decodes encoded images (JPEG, PNG, WebP, GIF, BMP… whatever SkiaSharp reads) to <see cref="RgbImage"/>.
-/// Grayscale, palette and CMYK/YCCK images are converted to RGB by the codec; an alpha channel is dropped after
-/// un-premultiplying (the colour under a transparent pixel is kept, as PIL's <c>convert("RGB")</c> does).
+/// Grayscale, palette and CMYK/YCCK images are converted to RGB by the codec. Transparent pixels are composed over
+/// black (each colour channel × alpha / 255, rounded), exactly as ML.NET's <c>LoadImages</c> does (its <c>MLImage</c> holds
+/// premultiplied pixels), so a data set trains the same whether it is loaded with <c>LoadImages</c> or
+/// <c>LoadRawImageBytes</c>. PIL's <c>convert("RGB")</c> differs: it keeps the colour under a transparent pixel.
 /// EXIF orientation is not applied (neither PIL nor OpenCV's pycls loader applies it by default).
 /// </summary>
 public static class ImageDecoder
@@ -38,7 +40,8 @@ public static class ImageDecoder
         int width = codec.Info.Width, height = codec.Info.Height;
         if (width <= 0 || height <= 0)
             throw new InvalidDataException($"{name}: the image has no pixels ({width}×{height}).");
-        var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        // Premultiplied, as SKBitmap.Decode (and so MLImage) decodes: dropping alpha then leaves the pixel composed over black.
+        var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Premul);
         int rgbaLength = checked(width * height * 4);
         byte[] rgba = ArrayPool<byte>.Shared.Rent(rgbaLength);
         try
@@ -78,7 +81,8 @@ public static class ImageDecoder
         return Decode(bytes, path);
     }
 
-    /// <summary>Copies an ML.NET image (BGRA or RGBA, 4 bytes per pixel) to RGB, dropping alpha.</summary>
+    /// <summary>Copies an ML.NET image (BGRA or RGBA, 4 bytes per pixel) to RGB, dropping alpha. Images from
+    /// <c>LoadImages</c> are premultiplied, so transparent pixels come out composed over black, as <see cref="Decode(ReadOnlySpan{byte}, string?)"/> does.</summary>
     public static RgbImage FromMLImage(MLImage image, string? source = null)
     {
         ArgumentNullException.ThrowIfNull(image);
