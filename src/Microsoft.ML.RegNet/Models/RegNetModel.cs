@@ -178,14 +178,4 @@ public sealed class RegNetModel : nn.Module<Tensor, Tensor>
             foreach (var block in _stages.SelectMany(s => s.Blocks))
                 block.Conv3.Norm.weight!.zero_();
     }
-
-    /// <summary>Draws a fresh classifier (N(0, 0.01) weights, zero bias) from <paramref name="generator"/>
-    /// (null: the process-wide generator); for a classifier that starting weights do not cover.</summary>
-    internal void ResetClassifier(Generator? generator)
-    {
-        if (_head is null) return;
-        using var noGrad = no_grad();
-        _head.Fc.weight!.normal_(0.0, 0.01, generator);
-        _head.Fc.bias?.zero_();
-    }
 }
