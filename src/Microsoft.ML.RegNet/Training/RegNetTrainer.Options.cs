@@ -110,7 +110,8 @@ public sealed partial class RegNetTrainer
 
         /// <summary>Seed of initialisation, data order and augmentation; null = the MLContext seed, or 1.</summary>
         public int? Seed;
-        /// <summary>libtorch intra-op threads (null: libtorch's default).</summary>
+        /// <summary>libtorch intra-op threads (null: libtorch's default). Process-wide: <c>torch.set_num_threads</c> applies to
+        /// every Fit and model in the process, not to this Fit alone.</summary>
         public int? NumberOfThreads;
         /// <summary>Threads that decode and augment images while the model trains.</summary>
         public int WorkerThreads = Math.Max(1, Environment.ProcessorCount);
