@@ -265,14 +265,12 @@ public static class RegNetWeights
         Safetensors.Write(path, StateDict(model, StateDictLayout.Timm), meta);
     }
 
-    /// <summary>The safetensors metadata of a file (empty for other formats).</summary>
+    /// <summary>The safetensors metadata of a file (empty for other formats), read from its header alone.</summary>
     public static IReadOnlyDictionary<string, string> ReadMetadata(string path)
     {
         var format = WeightFormatDetector.Detect(path);
         if (format is not (WeightFormat.Safetensors or WeightFormat.RegNetML)) return new Dictionary<string, string>();
-        var (tensors, meta) = Safetensors.Read(path);
-        foreach (var t in tensors.Values) t.Dispose();
-        return meta;
+        return Safetensors.ReadMetadata(path);
     }
 
     private static IEnumerable<KeyValuePair<string, Tensor>> StateDict(RegNetModel model, StateDictLayout layout)
