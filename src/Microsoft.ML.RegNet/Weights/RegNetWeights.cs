@@ -151,6 +151,24 @@ public static class RegNetWeights
                         notes.Add($"the file was saved for {RegNetFile.SpecFromJson(specJson)}, the model is {model.Spec}");
                     break;
                 }
+            case WeightFormat.MLNetModel:
+                {
+                    var zip = MLNetModelZip.Read(path);
+                    using (zip.Model)
+                    {
+                        source = zip.Model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+                        padding = zip.Model.Padding;
+                    }
+                    layout = StateDictLayout.Timm; // the network's own names, as RegNetOnnxImporter rebuilds it
+                    layoutName = "ml.net model (onnx, timm)";
+                    classNames.AddRange(zip.ClassNames);
+                    notes.AddRange(zip.Notes);
+                    notes.Add("the preprocessing is part of the zip's ONNX graph and is not read back: the report gives ImageNet's; train with the " +
+                              "normalisation the model was trained with");
+                    if (IsIdentityBatchNorm(source))
+                        notes.Add("the export had BatchNorm folded into the convolutions: each BatchNorm starts as an identity (same outputs in eval mode, new statistics when trained)");
+                    break;
+                }
             default:
                 throw new InvalidDataException($"{path}: unsupported format {format}.");
         }
@@ -224,6 +242,12 @@ public static class RegNetWeights
                     classes = numClasses ?? (head is null ? 0 : (int)head.Weights[0].Shape[1]);
                     break;
                 }
+            case WeightFormat.MLNetModel:
+                {
+                    var zip = MLNetModelZip.Read(path);
+                    using (zip.Model) (spec, classes) = (zip.Model.Spec, numClasses ?? zip.Model.NumClasses);
+                    break;
+                }
             default:
                 throw new NotSupportedException(
                     $"{path}: a {format} file holds only tensors, not the architecture. Construct RegNetModel(spec, numClasses) and call RegNetWeights.Load.");
@@ -271,6 +295,16 @@ public static class RegNetWeights
         var format = WeightFormatDetector.Detect(path);
         if (format is not (WeightFormat.Safetensors or WeightFormat.RegNetML)) return new Dictionary<string, string>();
         return Safetensors.ReadMetadata(path);
+    }
+
+    // RegNetOnnxImporter gives a folded export's BatchNorms γ = 1, mean 0, variance 1 − ε (a fresh BatchNorm has
+    // variance 1): the stem's tells.
+    private static bool IsIdentityBatchNorm(Dictionary<string, Tensor> source)
+    {
+        using var scope = NewDisposeScope();
+        return source.TryGetValue("stem.bn.running_mean", out var mean) && source.TryGetValue("stem.bn.running_var", out var variance)
+            && source.TryGetValue("stem.bn.weight", out var gamma) && mean.eq(0).all().item<bool>() && gamma.eq(1).all().item<bool>()
+            && variance.eq((float)(1 - ConvNorm.BatchNormEps)).all().item<bool>();
     }
 
     private static IEnumerable<KeyValuePair<string, Tensor>> StateDict(RegNetModel model, StateDictLayout layout)
