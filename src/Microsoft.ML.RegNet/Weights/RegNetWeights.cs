@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Data;
 using Microsoft.ML.RegNet.Models;

@@ -144,6 +144,21 @@ public sealed class HostileWeightFileTests
     public void SafetensorsSizeThatDisagreesWithTheShapeIsRefused() =>
         AssertSafetensorsRefused("""{"weight":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}""", 4, "needs 8 bytes but its byte range holds 4");
 
+    [TestMethod]
+    public void KerasDatasetLargerThanTheFileIsRefusedBeforeReading()
+    {
+        // A chunked dataset of 30000 × 30000 floats with no chunk written (tests/fixtures/weights/generate_hostile_h5.py).
+        string path = PathOf("hostile_oversized.h5");
+        using var model = new RegNetModel(TinyY, NumClasses);
+        long rssBefore = ResetPeakResidentBytes();
+        var e = Assert.ThrowsExactly<InvalidDataException>(() => RegNetWeights.Load(model, path));
+        long peakGrowth = PeakResidentBytes() - rssBefore;
+        StringAssert.Contains(e.Message, path);
+        StringAssert.Contains(e.Message, "dense/dense/kernel:0");
+        StringAssert.Contains(e.Message, "refused before reading it");
+        Assert.IsLessThan(300L << 20, peakGrowth, $"peak RSS grew by {peakGrowth >> 20} MB");
+    }
+
     private InvalidDataException AssertRefused(byte[] file, string reason, bool tensor = true)
     {
         string path = Write("hostile.pth", file);
