@@ -87,14 +87,14 @@ public sealed class HostileWeightFileTests
     public void StorageLargerThanTheFileIsRefused()
     {
         // The pickle declares a storage of 2^40 floats; the archive entry holds 16 bytes.
-        var e = AssertRefused(TorchZip(new View([4], [1]), 1L << 40, 4), "archive entry holds 16 bytes", tensor: false);
+        var e = AssertRefused(TorchZip(new View([4], [1]), 1L << 40, 4), "archive entry holds 16 bytes");
         StringAssert.Contains(e.Message, "storage '0'");
     }
 
     [TestMethod]
     public void LegacyStorageLargerThanTheFileIsRefused()
     {
-        var e = AssertRefused(TorchLegacy(new View([4], [1]), 1L << 40, 4), "only 16 remain in the file", tensor: false);
+        var e = AssertRefused(TorchLegacy(new View([4], [1]), 1L << 40, 4), "only 16 remain in the file");
         StringAssert.Contains(e.Message, "storage '0'");
     }
 
@@ -108,7 +108,7 @@ public sealed class HostileWeightFileTests
         // The zip's headers say the storage entry holds 1 MB; the file is a few hundred bytes.
         byte[] bytes = TorchZip(new View([4], [1]), 4, 4);
         ForgeZipEntrySize(bytes, "archive/data/0", 1 << 20);
-        var e = AssertRefused(bytes, "claims 1048576 bytes in a file of", tensor: false);
+        var e = AssertRefused(bytes, "claims 1048576 bytes in a file of");
         StringAssert.Contains(e.Message, "archive/data/0");
     }
 
@@ -159,17 +159,12 @@ public sealed class HostileWeightFileTests
         Assert.IsLessThan(300L << 20, peakGrowth, $"peak RSS grew by {peakGrowth >> 20} MB");
     }
 
-    private InvalidDataException AssertRefused(byte[] file, string reason, bool tensor = true)
+    private InvalidDataException AssertRefused(byte[] file, string reason)
     {
         string path = Write("hostile.pth", file);
         using var model = new RegNetModel(TinyY, NumClasses);
         var e = Assert.ThrowsExactly<InvalidDataException>(() => RegNetWeights.Load(model, path));
-        if (tensor) AssertNames(e, path, reason);
-        else
-        {
-            StringAssert.Contains(e.Message, path);
-            StringAssert.Contains(e.Message, reason);
-        }
+        AssertNames(e, path, reason);
         return e;
     }
 

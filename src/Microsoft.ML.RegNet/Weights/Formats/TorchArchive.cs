@@ -7,8 +7,8 @@ namespace Microsoft.ML.RegNet.Weights.Formats;
 
 /// <summary>
 /// An open <c>torch.save</c> file: its data pickle, interpreted when opened (tensors stay <see cref="TensorReference"/>s),
-/// and its storages, each read from the file only when asked for, with 64-bit sizes. Every storage the pickle names is
-/// checked against the file when the pickle names it, so nothing larger than the file is ever allocated.
+/// and its storages, each read from the file only when asked for, with 64-bit sizes. A storage is checked against the
+/// file (<see cref="CheckStorage"/>) before it is read, so nothing larger than the file is ever allocated for it.
 /// </summary>
 internal abstract class TorchArchive : IDisposable
 {
@@ -38,7 +38,10 @@ internal abstract class TorchArchive : IDisposable
         return head[0] == 'P' && head[1] == 'K' ? new ZipTorchArchive(path) : new LegacyTorchArchive(path);
     }
 
-    /// <summary>The whole storage as a flat tensor of its element type.</summary>
+    /// <summary>Throws <see cref="InvalidDataException"/> unless the file holds all the bytes <paramref name="storage"/> declares.</summary>
+    public abstract void CheckStorage(StorageReference storage);
+
+    /// <summary>The whole storage as a flat tensor of its element type; checked first.</summary>
     public abstract Tensor ReadStorage(StorageReference storage);
 
     public void Dispose()
@@ -100,7 +103,7 @@ internal sealed class ZipTorchArchive : TorchArchive
             using var pickle = new MemoryStream();
             using (var s = OpenChecked(pkl)) s.CopyTo(pickle);
             pickle.Position = 0;
-            Root = new PickleMachine(pickle, new TorchResolver(Register)).Load();
+            Root = new PickleMachine(pickle, new TorchResolver()).Load();
         }
         catch
         {
@@ -109,9 +112,19 @@ internal sealed class ZipTorchArchive : TorchArchive
         }
     }
 
+    public override void CheckStorage(StorageReference storage)
+    {
+        var entry = Entry(storage.Key);
+        CheckSizes(entry);
+        if (storage.ByteLength > entry.Length)
+            throw new InvalidDataException(
+                $"storage '{storage.Key}' declares {storage.Elements} × {storage.ElementSize} bytes, but its archive entry holds {entry.Length} bytes (truncated or forged file).");
+    }
+
     public override Tensor ReadStorage(StorageReference storage)
     {
-        using var stream = OpenChecked(Entry(storage.Key));
+        CheckStorage(storage);
+        using var stream = Entry(storage.Key).Open();
         return ReadStorageData(stream, storage);
     }
 
@@ -119,16 +132,6 @@ internal sealed class ZipTorchArchive : TorchArchive
     {
         if (disposing) _zip?.Dispose();
         base.Dispose(disposing);
-    }
-
-    private StorageReference Register(StorageReference storage)
-    {
-        var entry = Entry(storage.Key);
-        CheckSizes(entry);
-        if (storage.ByteLength > entry.Length)
-            throw new InvalidDataException(
-                $"storage '{storage.Key}' declares {storage.Elements} × {storage.ElementSize} bytes, but its archive entry holds {entry.Length} bytes (truncated or forged file).");
-        return storage;
     }
 
     private ZipArchiveEntry Entry(string key) => _zip.GetEntry(_prefix + "data/" + key)
@@ -160,6 +163,7 @@ internal sealed class LegacyTorchArchive : TorchArchive
 {
     private static readonly BigInteger Magic = BigInteger.Parse("119547037146038801333356", System.Globalization.CultureInfo.InvariantCulture);
     private readonly Dictionary<string, long> _positions = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _problems = new(StringComparer.Ordinal);
 
     public LegacyTorchArchive(string path) : base(path)
     {
@@ -170,7 +174,7 @@ internal sealed class LegacyTorchArchive : TorchArchive
             if (Plain() is not long version || version != 1001) throw new InvalidDataException("unsupported legacy torch.save protocol version.");
             if (Plain() is OrderedDictionary<object, object?> sysInfo && sysInfo.TryGetValue("little_endian", out var le) && le is false)
                 throw new InvalidDataException("the checkpoint was written on a big-endian machine; not supported.");
-            var resolver = new TorchResolver(s => s);
+            var resolver = new TorchResolver();
             Root = new PickleMachine(File, resolver).Load();
             if (Plain() is not List<object?> keys) throw new InvalidDataException("the storage key list is missing (truncated file?).");
             LocateStorages(keys, resolver.Storages);
@@ -182,35 +186,53 @@ internal sealed class LegacyTorchArchive : TorchArchive
         }
     }
 
+    public override void CheckStorage(StorageReference storage)
+    {
+        if (_problems.TryGetValue(storage.Key, out var problem)) throw new InvalidDataException(problem);
+        if (!_positions.ContainsKey(storage.Key)) throw new InvalidDataException($"storage '{storage.Key}' is missing (truncated file?).");
+    }
+
     public override Tensor ReadStorage(StorageReference storage)
     {
-        File.Position = _positions.TryGetValue(storage.Key, out long p) ? p
-            : throw new InvalidDataException($"storage '{storage.Key}' is missing (truncated file?).");
+        CheckStorage(storage);
+        File.Position = _positions[storage.Key];
         return ReadStorageData(File, storage);
     }
 
     private object? Plain() => new PickleMachine(File, PlainValueResolver.Instance).Load();
 
-    /// <summary>Records where each storage's bytes start, checking each against its declaration and the file's end.</summary>
+    /// <summary>Records where each storage's bytes start, checking each against its declaration and the file's end. The
+    /// first storage that does not fit, and every one after it (their positions are unknown), keep the reason instead.</summary>
     private void LocateStorages(List<object?> keys, IReadOnlyDictionary<string, StorageReference> storages)
     {
         var header = new byte[8];
+        string? broken = null;
         foreach (var keyObject in keys)
         {
             string key = keyObject as string ?? throw new InvalidDataException("a storage key is not a string.");
             var storage = storages.TryGetValue(key, out var s) ? s
                 : throw new InvalidDataException($"storage '{key}' is listed but no tensor names it, so its size is unknown.");
-            if (File.ReadAtLeast(header, 8, throwOnEndOfStream: false) < 8) throw new EndOfStreamException($"storage '{key}' is cut off.");
-            long count = BinaryPrimitives.ReadInt64LittleEndian(header);
-            if (count != storage.Elements)
-                throw new InvalidDataException($"storage '{key}' declares {storage.Elements} elements in the pickle but {count} in its header.");
-            long remaining = FileLength - File.Position;
-            if (storage.ByteLength > remaining)
-                throw new InvalidDataException($"storage '{key}' needs {storage.ByteLength} bytes, but only {remaining} remain in the file (truncated or forged file).");
-            _positions[key] = File.Position;
-            File.Position += storage.ByteLength;
+            if (broken is not null)
+            {
+                _problems[key] = $"storage '{key}' cannot be located: storage '{broken}' before it is damaged.";
+                continue;
+            }
+            string? problem = Locate(storage, header);
+            if (problem is not null) (_problems[key], broken) = (problem, key);
         }
-        if (storages.Keys.FirstOrDefault(k => !_positions.ContainsKey(k)) is { } missing)
-            throw new InvalidDataException($"storage '{missing}' is missing (truncated file?).");
+    }
+
+    private string? Locate(StorageReference storage, byte[] header)
+    {
+        if (File.ReadAtLeast(header, 8, throwOnEndOfStream: false) < 8) return $"storage '{storage.Key}' is cut off (truncated file?).";
+        long count = BinaryPrimitives.ReadInt64LittleEndian(header);
+        if (count != storage.Elements)
+            return $"storage '{storage.Key}' declares {storage.Elements} elements in the pickle but {count} in its header.";
+        long remaining = FileLength - File.Position;
+        if (storage.ByteLength > remaining)
+            return $"storage '{storage.Key}' needs {storage.ByteLength} bytes, but only {remaining} remain in the file (truncated or forged file).";
+        _positions[storage.Key] = File.Position;
+        File.Position += storage.ByteLength;
+        return null;
     }
 }

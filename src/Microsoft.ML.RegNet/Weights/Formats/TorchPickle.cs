@@ -47,7 +47,7 @@ internal static class TorchPickle
         var references = new List<(string Name, TensorReference Tensor)>();
         foreach (var (key, value) in dict)
             if (key is string name && value is TensorReference t) references.Add((allPrefixed ? name["module.".Length..] : name, t));
-        CheckSizes(references, archive.FileLength);
+        CheckSizes(references, archive);
         return (Materialize(archive, references), wrapper);
     });
 
@@ -65,11 +65,19 @@ internal static class TorchPickle
 
     private static bool HoldsTensors(OrderedDictionary<object, object?> d) => d.Values.Any(v => v is TensorReference);
 
-    private static void CheckSizes(List<(string Name, TensorReference Tensor)> references, long fileLength)
+    private static void CheckSizes(List<(string Name, TensorReference Tensor)> references, TorchArchive archive)
     {
-        long budget = 2 * fileLength + ExpansionSlackBytes, total = 0;
+        long fileLength = archive.FileLength, budget = 2 * fileLength + ExpansionSlackBytes, total = 0;
         foreach (var (name, tensor) in references)
         {
+            try
+            {
+                archive.CheckStorage(tensor.Storage);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new InvalidDataException($"tensor '{name}': {e.Message}", e);
+            }
             long bytes = tensor.Check(name);
             total = StorageReference.Checked(() => total + bytes, $"tensor '{name}'");
             if (total > budget)

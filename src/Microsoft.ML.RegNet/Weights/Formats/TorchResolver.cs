@@ -16,9 +16,8 @@ public sealed class UnsafePickleException : IOException
 /// classes (<c>torch.FloatStorage</c>, …), all emulated here; any other global (<c>os.system</c>, <c>builtins.eval</c>,
 /// a custom class, numpy scalars, …) raises <see cref="UnsafePickleException"/> when the opcode naming it is read.
 /// </summary>
-/// <param name="register">Checks a storage named by a persistent id against the archive (it exists and is big enough)
-/// and returns it; called once per storage key.</param>
-internal sealed class TorchResolver(Func<StorageReference, StorageReference> register) : IPickleResolver
+/// <remarks>Storages are only described here; <see cref="TorchArchive.CheckStorage"/> checks them against the file.</remarks>
+internal sealed class TorchResolver : IPickleResolver
 {
     internal static readonly IReadOnlyDictionary<string, (ScalarType Type, int Size)> StorageTypes = new Dictionary<string, (ScalarType, int)>
     {
@@ -93,7 +92,7 @@ internal sealed class TorchResolver(Func<StorageReference, StorageReference> reg
         if (_storages.TryGetValue(key, out var known))
             return known.Type == st.Type && known.Elements == elements ? known
                 : throw new InvalidDataException($"storage '{key}' is declared twice with different types or sizes.");
-        return _storages[key] = register(new StorageReference(key, st.Type, st.Size, elements));
+        return _storages[key] = new StorageReference(key, st.Type, st.Size, elements);
     }
 
     private static long ToLong(object? v) => v switch
