@@ -92,7 +92,11 @@ public sealed partial class RegNetTrainer
         public double? ValidationFraction;
         public EarlyStoppingOptions? EarlyStopping;
 
-        /// <summary>Weights to start from: a safetensors file (timm or torchvision layout) or a checkpoint.</summary>
+        /// <summary>
+        /// Weights to start from, in any format <c>RegNetWeights</c> reads (Keras <c>.h5</c>, <c>torch.save</c> files, safetensors,
+        /// the own format), a <c>model.zip</c> saved by <c>mlContext.Model.Save</c> (to train further from what was saved), or
+        /// a checkpoint of this trainer. A classifier of another class count is re-initialised.
+        /// </summary>
         public string? StartingWeightsPath;
         /// <summary>A trained transformer to start from (fine-tuning); its weights are copied.</summary>
         public RegNetTransformer? StartingModel;
