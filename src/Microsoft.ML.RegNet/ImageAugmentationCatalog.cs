@@ -36,8 +36,7 @@ public static class ImageAugmentationCatalog
         AspectRatioSampling aspectSampling = AspectRatioSampling.Uniform, int? seed = null)
     {
         var crop = new InceptionCrop(imageSize, areaFactor, aspectSampling);
-        var op = new ImageOperation(nameof(RandomResizedCrop), imageSize, imageSize, true, crop.Apply);
-        return new AugmentedImageDataView(op, data, outputColumnName, inputColumnName ?? outputColumnName, ResolveSeed(catalog, seed));
+        return Augment(catalog, data, outputColumnName, inputColumnName, seed, new ImageOperation(nameof(RandomResizedCrop), imageSize, imageSize, true, crop.Apply));
     }
 
     /// <summary>Random horizontal flip.</summary>
@@ -52,12 +51,7 @@ public static class ImageAugmentationCatalog
         string? inputColumnName = null, double probability = 0.5, int? seed = null)
     {
         var flip = new HorizontalFlip(probability);
-        var op = new ImageOperation(nameof(RandomHorizontalFlip), 0, 0, true, (image, random) =>
-        {
-            flip.Apply(image, random);
-            return image;
-        });
-        return new AugmentedImageDataView(op, data, outputColumnName, inputColumnName ?? outputColumnName, ResolveSeed(catalog, seed));
+        return Augment(catalog, data, outputColumnName, inputColumnName, seed, InPlace(nameof(RandomHorizontalFlip), (image, random) => flip.Apply(image, random)));
     }
 
     /// <summary>
@@ -73,15 +67,7 @@ public static class ImageAugmentationCatalog
     /// <returns>The data with new lighting noise on every pass over it.</returns>
     public static IDataView RandomPcaLighting(this DataOperationsCatalog catalog, IDataView data, string outputColumnName,
         string? inputColumnName = null, double std = 0.1, int? seed = null)
-    {
-        var lighting = new PcaLighting(std);
-        var op = new ImageOperation(nameof(RandomPcaLighting), 0, 0, true, (image, random) =>
-        {
-            lighting.Apply(image, random);
-            return image;
-        });
-        return new AugmentedImageDataView(op, data, outputColumnName, inputColumnName ?? outputColumnName, ResolveSeed(catalog, seed));
-    }
+        => Augment(catalog, data, outputColumnName, inputColumnName, seed, InPlace(nameof(RandomPcaLighting), new PcaLighting(std).Apply));
 
     /// <summary>
     /// The evaluation transform as an ML.NET estimator (see <see cref="Microsoft.ML.RegNet.Data.Transforms.EvaluationCrop"/>):
@@ -115,9 +101,18 @@ public static class ImageAugmentationCatalog
         return catalog.EvaluationCrop(outputColumnName, inputColumnName, spec.ImageSize, spec.CropFraction);
     }
 
-    private static int ResolveSeed(DataOperationsCatalog catalog, int? seed)
+    private static IDataView Augment(DataOperationsCatalog catalog, IDataView data, string outputColumnName, string? inputColumnName, int? seed,
+        ImageOperation operation)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        return seed ?? MLNetInternals.Seed(catalog) ?? Random.Shared.Next();
+        return new AugmentedImageDataView(operation, data, outputColumnName, inputColumnName ?? outputColumnName,
+            seed ?? MLNetInternals.Seed(catalog) ?? Random.Shared.Next());
     }
+
+    private static ImageOperation InPlace(string name, Action<RgbImage, AugmentationRandom> apply) =>
+        new(name, 0, 0, true, (image, random) =>
+        {
+            apply(image, random);
+            return image;
+        });
 }
