@@ -53,11 +53,11 @@ var definition = SchemaDefinition.Create(typeof(ImageInput));
 definition[nameof(ImageInput.ImagePath)].ColumnName = pathColumn;
 var engine = ml.Model.CreatePredictionEngine<ImageInput, ImagePrediction>(model, inputSchemaDefinition: definition);
 
-// PredictedLabel is a key whose values are the class names, in the order of the Score slots.
-var labelColumn = model.GetOutputSchema(inputSchema)["PredictedLabel"];
-var keyValues = default(VBuffer<ReadOnlyMemory<char>>);
-labelColumn.GetKeyValues(ref keyValues);
-string[] classes = keyValues.DenseValues().Select(name => name.ToString()).ToArray();
+// The Score column's slot names are the class names, in slot order.
+var scoreColumn = model.GetOutputSchema(inputSchema)["Score"];
+var slotNames = default(VBuffer<ReadOnlyMemory<char>>);
+scoreColumn.GetSlotNames(ref slotNames);
+string[] classes = slotNames.DenseValues().Select(name => name.ToString()).ToArray();
 
 Console.WriteLine($"Loaded {modelPath} in process {Environment.ProcessId}: {classes.Length} classes ({string.Join(", ", classes)})");
 foreach (var file in files.Skip(1))
