@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json.Nodes;
 using Microsoft.ML.Data;
 using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Data.Mixing;
@@ -87,8 +88,10 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
     public RegNetTransformer Fit(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        TorchRuntime.EnsureAvailable();
         var o = TrainerOptions;
+        // Cancelled before anything was trained: there is no model to return.
+        o.CancellationToken.ThrowIfCancellationRequested();
+        TorchRuntime.EnsureAvailable();
         var columns = InputColumns.Resolve(input.Schema, o.LabelColumnName, o.ImageColumnName, "training data");
         IDataView train = input;
         IDataView? validation = o.ValidationSet;
@@ -145,6 +148,8 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         private readonly int _seed;
         private readonly IChannel _channel;
         private RunDirectory? _run;
+        private CheckpointPolicy _checkpoints = null!;
+        private int _stepsPerEpoch;
         private RegNetTrainingMetrics? _lastTrain;
         private RegNetTrainingMetrics? _lastValidation;
         private string _stopReason = "completed";
@@ -166,7 +171,9 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
 
         public void Run(IDataView train, IDataView? validation)
         {
-            LoadStartingWeights();
+            if (_o.ResumeFrom is null) LoadStartingWeights();
+            else if (_o.StartingWeightsPath is not null || _o.StartingModel is not null)
+                _channel.Info(MessageSensitivity.None, "Resuming: the starting weights are not loaded, the checkpoint's weights are.");
             var trainable = Freeze();
             var (optimizer, decay) = CreateOptimizer(trainable);
             using var _ = optimizer;
@@ -183,9 +190,16 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
             var mixer = new BatchMixer(_o.Mixing, _columns.ClassCount);
             double lrScale = _o.LearningRateReferenceBatchSize is { } reference ? (double)_o.BatchSize / reference : 1.0;
 
-            var state = new TrainingState(0, 0, 0, _o.EarlyStopping?.Worst ?? double.NegativeInfinity, 0, _model.Spec.ToString(), _columns.ClassCount);
-            OpenRunFolder(ref state, optimizer);
-            int stepsPerEpoch = StepsPerEpoch(train);
+            var state = new TrainingState(0, 0, 0, CheckpointPolicy.InitialBest(_o.EarlyStopping), 0, _model.Spec.ToString(), _columns.ClassCount);
+            long rows = CountRows(train);
+            int stepsPerEpoch = (int)((rows + _o.BatchSize - 1) / _o.BatchSize);
+            _stepsPerEpoch = stepsPerEpoch;
+            OpenRunFolder(ref state, optimizer, rows);
+            if (_o.CancellationToken.IsCancellationRequested && state.GlobalStep == 0)
+            {
+                _run?.Dispose();
+                _o.CancellationToken.ThrowIfCancellationRequested();
+            }
             var schedule = new LearningRateSchedule(_o.LearningRate * lrScale, _o.MaxEpochs, stepsPerEpoch, _o.Schedule, _o.ScheduleGranularity,
                 _o.WarmupEpochs, _o.WarmupFactor, _o.StepMilestones, _o.StepGamma);
 
@@ -207,29 +221,14 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
                         var metrics = Evaluate(evalPipeline, validation, epoch, state.GlobalStep, schedule.At(epoch, stepsPerEpoch));
                         _lastValidation = metrics;
                         Report(metrics);
-                        if (_o.EarlyStopping is { } stopping)
-                        {
-                            double value = stopping.Pick(metrics);
-                            bool improved = stopping.Improves(value, state.BestMetric);
-                            state = improved
-                                ? state with { BestMetric = value, EpochsWithoutImprovement = 0 }
-                                : state with { EpochsWithoutImprovement = state.EpochsWithoutImprovement + 1 };
-                            if (improved && _run is not null) Checkpoint.Save(_run.BestCheckpoint, state, _model, optimizer);
-                        }
-                        else if (_run is not null && metrics.Accuracy > state.BestMetric)
-                        {
-                            state = state with { BestMetric = metrics.Accuracy };
-                            Checkpoint.Save(_run.BestCheckpoint, state, _model, optimizer);
-                        }
+                        state = _checkpoints.AfterValidation(state, metrics);
+                        FaultPoints.Hit("epoch:validated");
                     }
-                    if (_run is not null)
+                    _checkpoints.SaveLatest(state);
+                    _run?.PlotCurves();
+                    if (_checkpoints.StopReason(state, epoch) is { } reason)
                     {
-                        Checkpoint.Save(_run.LatestCheckpoint, state, _model, optimizer);
-                        _run.PlotCurves();
-                    }
-                    if (_o.EarlyStopping is { } es && state.EpochsWithoutImprovement >= es.Patience)
-                    {
-                        _stopReason = $"early stopping after epoch {epoch} ({es.Metric} did not improve by {es.MinDelta} for {es.Patience} epochs)";
+                        _stopReason = reason;
                         _channel.Info(MessageSensitivity.None, _stopReason);
                         return;
                     }
@@ -282,7 +281,7 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
                     if (!double.IsFinite(lossValue))
                         throw new InvalidOperationException(
                             $"The training loss became {lossValue} at epoch {epoch}, step {stepInEpoch}. Lower the learning rate or check the data. " +
-                            (_run is null ? "No checkpoint was written (set WorkspacePath to keep them)." : $"The last good checkpoint is {_run.LatestCheckpoint}."));
+                            _checkpoints.LastGoodSentence);
                     loss.backward();
                     decay.Apply(lr);
                     optimizer.step();
@@ -298,11 +297,14 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
                         Report(_lastTrain);
                         window = new Accumulator();
                     }
-                    if (_run is not null && _o.CheckpointEveryNSteps > 0 && state.GlobalStep % _o.CheckpointEveryNSteps == 0)
-                        Checkpoint.Save(_run.LatestCheckpoint, state, _model, optimizer);
+                    if (_o.CheckpointEveryNSteps > 0 && state.GlobalStep % _o.CheckpointEveryNSteps == 0)
+                        _checkpoints.SaveLatest(state);
+                    FaultPoints.Hit("step");
                 }
             }
             if (_o.CancellationToken.IsCancellationRequested) return SaveOnCancel(state, optimizer);
+            // Resumed from a checkpoint written after the epoch's last step: nothing of the epoch is left to train.
+            if (whole.Images == 0 && skipBatches > 0 && skipBatches >= _stepsPerEpoch) return true;
             if (whole.Images == 0)
                 throw new InvalidOperationException(epoch == 0 && skipBatches == 0
                     ? "The training data is empty (no row had a decodable image and a label)."
@@ -314,7 +316,7 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
 
         private bool SaveOnCancel(TrainingState state, OptimizerHelper optimizer)
         {
-            if (_run is not null) Checkpoint.Save(_run.LatestCheckpoint, state, _model, optimizer);
+            _checkpoints.SaveLatest(state);
             return false;
         }
 
@@ -356,7 +358,7 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
             _channel.Info(MessageSensitivity.None, metrics.ToString());
         }
 
-        private int StepsPerEpoch(IDataView train)
+        private static long CountRows(IDataView train)
         {
             long? rows = train.GetRowCount();
             if (rows is null)
@@ -366,48 +368,149 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
                 while (cursor.MoveNext()) rows++;
             }
             if (rows == 0) throw new InvalidOperationException("The training data is empty.");
-            return (int)((rows.Value + _o.BatchSize - 1) / _o.BatchSize);
+            return rows.Value;
         }
 
-        private void OpenRunFolder(ref TrainingState state, OptimizerHelper optimizer)
+        private void OpenRunFolder(ref TrainingState state, OptimizerHelper optimizer, long rows)
         {
+            var config = TrainerConfig.ToJson(TrainerConfig.Describe(_o, _model.Spec, _columns, _seed, rows));
+            _checkpoints = new CheckpointPolicy(null, _o.EarlyStopping, _model, optimizer);
             if (_o.ResumeFrom is { } resume)
             {
-                string checkpoint = Directory.Exists(resume) ? Path.Combine(resume, "checkpoints", "latest.ckpt") : resume;
-                if (!File.Exists(checkpoint))
-                    throw new FileNotFoundException($"Cannot resume: {checkpoint} does not exist. Pass a run folder written with a WorkspacePath or a .ckpt file.", checkpoint);
-                state = Checkpoint.Load(checkpoint, _model, optimizer);
-                _run = Directory.Exists(resume) ? RunDirectory.Open(resume) : null;
-                _channel.Info(MessageSensitivity.None, $"Resuming from {checkpoint}: epoch {state.Epoch}, batch {state.BatchInEpoch}, step {state.GlobalStep}.");
+                var (checkpoint, runFolder) = ResolveResume(resume);
+                List<string> allowed = new();
+                var header = Checkpoint.Load(checkpoint, _model, optimizer, h =>
+                {
+                    if (h.Config is null) return;
+                    var (refused, changed) = TrainerConfig.Compare(h.Config, config);
+                    if (refused.Count > 0)
+                        throw new ArgumentException(
+                            $"Cannot resume from {checkpoint}: these options or data differ from the run's configuration (config.json, also stored in the checkpoint), " +
+                            $"and the resumed training would not continue it:{Environment.NewLine}  " + string.Join(Environment.NewLine + "  ", refused) +
+                            $"{Environment.NewLine}Use the run's values, or start a new run (ResumeFrom = null, StartingWeightsPath = \"{checkpoint}\" to start from its weights).", "options");
+                    allowed = changed;
+                });
+                state = header.State;
+                foreach (var change in allowed) _channel.Info(MessageSensitivity.None, $"Resume: changed {change}");
+                if (_o.ResumeFromPreviousCheckpoint && runFolder is not null) SetAsideReplacedLatest(runFolder);
+                if (runFolder is not null) _run = RunDirectory.Open(runFolder, header.MetricsRecords);
+                else if (_o.WorkspacePath is not null) _run = RunDirectory.Create(_o.WorkspacePath, _model.Spec.Name, DateTime.Now);
+                else
+                    _channel.Warning(MessageSensitivity.None,
+                        $"{checkpoint} is not inside a run folder's checkpoints/ and WorkspacePath is not set: no further checkpoints or metrics are written.");
+                if (_run is not null)
+                {
+                    var old = _run.ReadConfig();
+                    var resumes = old?["resumes"] is JsonArray a ? (JsonArray)a.DeepClone() : new JsonArray();
+                    resumes.Add(new JsonObject
+                    {
+                        ["from"] = Path.GetFullPath(checkpoint), ["step"] = state.GlobalStep,
+                        ["at"] = DateTime.Now.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
+                        ["changed"] = new JsonArray(allowed.Select(c => (JsonNode)c).ToArray()),
+                    });
+                    if (old?["started"] is { } started) config["started"] = started.DeepClone();
+                    config["resumes"] = resumes;
+                    _run.WriteConfig(config);
+                    foreach (var file in _run.RemovedTemporaries)
+                        _channel.Info(MessageSensitivity.None, $"Removed {file}, left by a checkpoint or file write that was interrupted.");
+                    if (_run.DroppedRecords > 0)
+                        _channel.Info(MessageSensitivity.None, $"Dropped {_run.DroppedRecords} metrics records written after {checkpoint}; those steps run again.");
+                }
+                _checkpoints = new CheckpointPolicy(_run, _o.EarlyStopping, _model, optimizer) { Config = config, LastGood = (Path.GetFullPath(checkpoint), state.GlobalStep) };
+                _channel.Info(MessageSensitivity.None, $"Resuming from {checkpoint}: epoch {state.Epoch}, batch {state.BatchInEpoch}, step {state.GlobalStep}" +
+                    (_run is null ? "." : $"; run folder {_run.Path}."));
                 return;
             }
             if (_o.WorkspacePath is null) return;
             _run = RunDirectory.Create(_o.WorkspacePath, _model.Spec.Name, DateTime.Now);
-            _run.WriteConfig(TrainerConfig.Describe(_o, _model.Spec, _columns, _seed));
+            _run.WriteConfig(config);
+            _checkpoints = new CheckpointPolicy(_run, _o.EarlyStopping, _model, optimizer) { Config = config };
             _channel.Info(MessageSensitivity.None, $"Run folder: {_run.Path}");
+        }
+
+        // The checkpoint file to resume from and the run folder it belongs to (null: a file outside a run folder).
+        private (string Checkpoint, string? RunFolder) ResolveResume(string resume)
+        {
+            string? runFolder;
+            string checkpoint;
+            if (Directory.Exists(resume))
+            {
+                runFolder = resume;
+                checkpoint = Path.Combine(resume, "checkpoints", _o.ResumeFromPreviousCheckpoint ? RunDirectory.PreviousCheckpointName : RunDirectory.LatestCheckpointName);
+            }
+            else if (File.Exists(resume))
+            {
+                runFolder = RunDirectory.OfCheckpoint(resume);
+                checkpoint = resume;
+                if (_o.ResumeFromPreviousCheckpoint)
+                {
+                    if (runFolder is null)
+                        throw new ArgumentException($"ResumeFromPreviousCheckpoint needs a run folder (or a checkpoint inside its checkpoints/ folder); {resume} is not in one. " +
+                            "Pass the checkpoint to resume from as ResumeFrom instead.", "options");
+                    checkpoint = Path.Combine(runFolder, "checkpoints", RunDirectory.PreviousCheckpointName);
+                }
+            }
+            else throw new FileNotFoundException($"Cannot resume: {resume} does not exist. Pass a run folder written with a WorkspacePath or a .ckpt file.", resume);
+            if (!File.Exists(checkpoint))
+            {
+                string previous = Path.Combine(Path.GetDirectoryName(checkpoint)!, RunDirectory.PreviousCheckpointName);
+                throw new FileNotFoundException($"Cannot resume: {checkpoint} does not exist." +
+                    (!_o.ResumeFromPreviousCheckpoint && File.Exists(previous)
+                        ? $" {previous} does: set ResumeFromPreviousCheckpoint = true to resume from it."
+                        : " The run was stopped before its first checkpoint; start it again without ResumeFrom."), checkpoint);
+            }
+            return (checkpoint, runFolder);
+        }
+
+        // Resuming from previous.ckpt supersedes latest.ckpt; it is kept under another name rather than rotated into
+        // previous.ckpt by the next write (it may be the damaged file the user is recovering from).
+        private void SetAsideReplacedLatest(string runFolder)
+        {
+            string latest = Path.Combine(runFolder, "checkpoints", RunDirectory.LatestCheckpointName);
+            if (!File.Exists(latest)) return;
+            string aside = Path.Combine(runFolder, "checkpoints", "latest.replaced.ckpt");
+            File.Move(latest, aside, overwrite: true);
+            _channel.Warning(MessageSensitivity.None, $"Resuming from previous.ckpt: {latest} was renamed to {aside} (kept, not used).");
         }
 
         private void LoadStartingWeights()
         {
             if (_o.StartingModel is { } start)
             {
-                // Everything but the classifier must fit exactly; a classifier of another size stays freshly initialised.
-                bool sameHead = start.Model.NumClasses == _model.NumClasses;
-                var source = start.Model.state_dict()
-                    .Where(kv => sameHead || !kv.Key.StartsWith(ClassifierPrefix, StringComparison.Ordinal))
-                    .ToDictionary(kv => kv.Key, kv => kv.Value);
-                var report = StateDictLoader.Load(_model, source, Weights.Layouts.StateDictLayout.Timm, strict: false);
-                if (report.Unexpected.Count > 0 || report.Mismatched.Count > 0 || report.Missing.Any(n => !n.StartsWith(ClassifierPrefix, StringComparison.Ordinal)))
-                    throw new ArgumentException($"The starting model does not match {_model.Spec.Name} apart from the classifier: {report}");
-                _channel.Info(MessageSensitivity.None, $"Starting weights from the starting model: {report}" +
-                    (sameHead ? "" : $" (classifier re-initialised: {start.Model.NumClasses} → {_model.NumClasses} classes)"));
+                CopyWeightsFrom(start.Model, "the starting model");
             }
-            else if (_o.StartingWeightsPath is { } path)
+            else if (_o.StartingWeightsPath is { } path && File.Exists(path) && Checkpoint.LooksLikeCheckpoint(path))
+            {
+                // A checkpoint of this trainer: its model weights only (a new run, new optimizer and schedule).
+                var header = Checkpoint.ReadHeader(path);
+                if (header.State.Architecture != _model.Spec.ToString())
+                    throw new ArgumentException($"The starting checkpoint {path} was written for {header.State.Architecture}, but this run trains {_model.Spec}. " +
+                        "Set Architecture (or Spec) to the checkpoint's architecture.", "options");
+                using var source = new RegNetModel(_model.Spec, header.State.NumClasses);
+                Checkpoint.Load(path, source, optimizer: null);
+                CopyWeightsFrom(source, path);
+                _model.Padding = source.Padding;
+            }
+            else if (_o.StartingWeightsPath is { } file)
             {
                 // Any format RegNetWeights reads (Keras .h5, .pth/.pyth, safetensors, own format); a classifier of another size is re-initialised.
-                var report = RegNetWeights.Load(_model, path, new WeightLoadOptions { Strict = true, ReinitializeClassifierOnMismatch = true });
-                _channel.Info(MessageSensitivity.None, $"Starting weights from {path}: {report}");
+                var report = RegNetWeights.Load(_model, file, new WeightLoadOptions { Strict = true, ReinitializeClassifierOnMismatch = true });
+                _channel.Info(MessageSensitivity.None, $"Starting weights from {file}: {report}");
             }
+        }
+
+        private void CopyWeightsFrom(RegNetModel from, string what)
+        {
+            // Everything but the classifier must fit exactly; a classifier of another size stays freshly initialised.
+            bool sameHead = from.NumClasses == _model.NumClasses;
+            var source = from.state_dict()
+                .Where(kv => sameHead || !kv.Key.StartsWith(ClassifierPrefix, StringComparison.Ordinal))
+                .ToDictionary(kv => kv.Key, kv => kv.Value);
+            var report = StateDictLoader.Load(_model, source, Weights.Layouts.StateDictLayout.Timm, strict: false);
+            if (report.Unexpected.Count > 0 || report.Mismatched.Count > 0 || report.Missing.Any(n => !n.StartsWith(ClassifierPrefix, StringComparison.Ordinal)))
+                throw new ArgumentException($"The starting model does not match {_model.Spec.Name} apart from the classifier: {report}");
+            _channel.Info(MessageSensitivity.None, $"Starting weights from {what}: {report}" +
+                (sameHead ? "" : $" (classifier re-initialised: {from.NumClasses} → {_model.NumClasses} classes)"));
         }
 
         private const string ClassifierPrefix = "head.";
