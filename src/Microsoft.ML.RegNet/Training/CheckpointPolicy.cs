@@ -71,6 +71,15 @@ internal sealed class CheckpointPolicy
                 $"The weights became non-finite (NaN or infinity) by epoch {state.Epoch}, step {state.GlobalStep}; {path} was not written. " +
                 $"Lower the learning rate or check the data. {LastGoodSentence}");
         var header = new CheckpointHeader(state, _run?.RecordCount ?? 0, _model.Padding.ToString(), Config);
-        Checkpoint.Save(path, header, _model, _optimizer, previous);
+        try
+        {
+            Checkpoint.Save(path, header, _model, _optimizer, previous);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"Could not write the checkpoint {path} at step {state.GlobalStep}: {e.Message}. " +
+                (File.Exists(path) ? $"{path} still holds the checkpoint before it, complete. " : "") +
+                "Free disk space or make the run folder writable, then resume with ResumeFrom = the run folder.", e);
+        }
     }
 }

@@ -297,7 +297,8 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
                         Report(_lastTrain);
                         window = new Accumulator();
                     }
-                    if (_o.CheckpointEveryNSteps > 0 && state.GlobalStep % _o.CheckpointEveryNSteps == 0)
+                    // After an epoch's last step the epoch-end checkpoint follows; writing both would make previous.ckpt a copy of latest.
+                    if (_o.CheckpointEveryNSteps > 0 && state.GlobalStep % _o.CheckpointEveryNSteps == 0 && stepInEpoch < _stepsPerEpoch)
                         _checkpoints.SaveLatest(state);
                     FaultPoints.Hit("step");
                 }
@@ -393,7 +394,18 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
                 state = header.State;
                 foreach (var change in allowed) _channel.Info(MessageSensitivity.None, $"Resume: changed {change}");
                 if (_o.ResumeFromPreviousCheckpoint && runFolder is not null) SetAsideReplacedLatest(runFolder);
-                if (runFolder is not null) _run = RunDirectory.Open(runFolder, header.MetricsRecords);
+                if (runFolder is not null)
+                {
+                    try
+                    {
+                        _run = RunDirectory.Open(runFolder, header.MetricsRecords);
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                    {
+                        throw new IOException($"Cannot continue the run folder {runFolder}: {e.Message}. Nothing in it was changed by this resume " +
+                            "except what the message names. Make the folder writable (or free space) and resume again.", e);
+                    }
+                }
                 else if (_o.WorkspacePath is not null) _run = RunDirectory.Create(_o.WorkspacePath, _model.Spec.Name, DateTime.Now);
                 else
                     _channel.Warning(MessageSensitivity.None,

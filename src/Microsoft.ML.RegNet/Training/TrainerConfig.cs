@@ -51,8 +51,11 @@ internal static class TrainerConfig
         nameof(RegNetTrainer.Options.EarlyStopping), nameof(RegNetTrainer.Options.LabelColumnName), nameof(RegNetTrainer.Options.ImageColumnName),
         nameof(RegNetTrainer.Options.ScoreColumnName), nameof(RegNetTrainer.Options.PredictedLabelColumnName),
         nameof(RegNetTrainer.Options.Seed), nameof(RegNetTrainer.Options.Architecture),
-        "HasValidationSet", "started", "torch_threads", "convolution_self_test", "native_allocator", "resumes", "resumed_from",
+        "HasValidationSet", "torch_threads", "convolution_self_test", "native_allocator",
     };
+
+    // Differ on every resume; not worth a line.
+    private static readonly HashSet<string> NotCompared = new(StringComparer.Ordinal) { "started", "resumes" };
 
     /// <summary>Differences between the configuration a checkpoint was trained with and the one resuming it: those that
     /// would change the resumed training (refused) and those that may change (logged).</summary>
@@ -65,7 +68,7 @@ internal static class TrainerConfig
             // A key only one side has is an option added or removed between versions, or a null option; compared as null.
             then.TryGetPropertyValue(key, out var a);
             now.TryGetPropertyValue(key, out var b);
-            if (JsonNode.DeepEquals(a, b)) continue;
+            if (NotCompared.Contains(key) || JsonNode.DeepEquals(a, b)) continue;
             string line = $"{key}: {Show(a)} → {Show(b)}";
             (SafeToChange.Contains(key) ? allowed : refused).Add(line);
         }
