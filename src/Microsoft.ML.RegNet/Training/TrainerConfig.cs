@@ -70,10 +70,16 @@ internal static class TrainerConfig
             now.TryGetPropertyValue(key, out var b);
             if (NotCompared.Contains(key) || JsonNode.DeepEquals(a, b)) continue;
             string line = $"{key}: {Show(a)} → {Show(b)}";
-            (SafeToChange.Contains(key) ? allowed : refused).Add(line);
+            // Patience and MinDelta may change; the metric may not (the checkpoint's best value is in its units).
+            bool safe = key == nameof(RegNetTrainer.Options.EarlyStopping) ? WatchedMetric(a) == WatchedMetric(b) : SafeToChange.Contains(key);
+            (safe ? allowed : refused).Add(line);
         }
         return (refused, allowed);
     }
+
+    // No early stopping: the best checkpoint follows validation accuracy.
+    private static string WatchedMetric(JsonNode? earlyStopping) =>
+        earlyStopping?[nameof(EarlyStoppingOptions.Metric)]?.ToJsonString() ?? ((int)EarlyStoppingMetric.ValidationAccuracy).ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     private static string Show(JsonNode? node)
     {

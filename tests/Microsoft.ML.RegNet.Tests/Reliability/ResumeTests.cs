@@ -83,6 +83,32 @@ public sealed class ResumeTests
     }
 
     [TestMethod]
+    public void EarlyStoppingPatienceMayChangeOnResumeButNotItsMetric()
+    {
+        using var data = new TinyImageData(perClass: 1);
+        var ml = new MLContext(1);
+        var view = ml.Data.LoadFromEnumerable(data.Rows);
+        var keyed = ml.Transforms.Conversion.MapValueToKey("Label").Append(ml.Transforms.LoadImages("Image", null, nameof(TinyImageData.Row.ImagePath)))
+            .Fit(view).Transform(view);
+        var columns = InputColumns.Resolve(keyed.Schema, "Label", "Image", "test");
+        JsonObject Config(EarlyStoppingOptions? stopping)
+        {
+            var o = TinyOptions();
+            o.EarlyStopping = stopping;
+            return TrainerConfig.ToJson(TrainerConfig.Describe(o, Tiny, columns, 5, 16));
+        }
+        var (refused, allowed) = TrainerConfig.Compare(Config(null), Config(new EarlyStoppingOptions(Patience: 3)));
+        Assert.IsEmpty(refused);
+        Assert.HasCount(1, allowed);
+        (refused, allowed) = TrainerConfig.Compare(Config(new EarlyStoppingOptions(Patience: 3)), Config(new EarlyStoppingOptions(Patience: 9, MinDelta: 0.01)));
+        Assert.IsEmpty(refused);
+        Assert.HasCount(1, allowed);
+        (refused, _) = TrainerConfig.Compare(Config(new EarlyStoppingOptions()), Config(new EarlyStoppingOptions(EarlyStoppingMetric.ValidationLoss)));
+        Assert.HasCount(1, refused);
+        StringAssert.StartsWith(refused[0], "EarlyStopping:");
+    }
+
+    [TestMethod]
     public void ResumingACheckpointFileContinuesItsRunFolderAndRemovesInterruptedWritesOnly()
     {
         using var data = new TinyImageData(perClass: 8);
