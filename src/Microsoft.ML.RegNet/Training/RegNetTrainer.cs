@@ -202,31 +202,36 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
             }
             var schedule = new LearningRateSchedule(_o.LearningRate * lrScale, _o.MaxEpochs, stepsPerEpoch, _o.Schedule, _o.ScheduleGranularity,
                 _o.WarmupEpochs, _o.WarmupFactor, _o.StepMilestones, _o.StepGamma);
+            var session = new TrainingSession(_model, optimizer, decay, schedule, mixer, _seed, _columns.ClassCount, _o.LabelSmoothing, _frozen, state);
+            _sinks = new List<IMetricsSink>();
+            if (_run is not null) _sinks.Add(_run);
+            if (_o.MetricsCallback is { } callback) _sinks.Add(new DelegateMetricsSink(callback));
+            _sinks.Add(new DelegateMetricsSink(m => _channel.Info(MessageSensitivity.None, m.ToString())));
 
             try
             {
-                for (int epoch = state.Epoch; epoch < _o.MaxEpochs; epoch++)
+                for (int epoch = session.State.Epoch; epoch < _o.MaxEpochs; epoch++)
                 {
                     _channel.Trace(MessageSensitivity.None, $"Starting epoch {epoch}");
-                    bool completed = TrainEpoch(train, epoch, state.BatchInEpoch, trainPipeline, mixer, optimizer, decay, schedule, ref state);
+                    bool completed = TrainEpoch(train, session, trainPipeline);
                     if (!completed)
                     {
                         _stopReason = "cancelled";
-                        _channel.Warning(MessageSensitivity.None, $"Training cancelled in epoch {epoch} after {state.GlobalStep} steps; returning the current weights.");
+                        _channel.Warning(MessageSensitivity.None, $"Training cancelled in epoch {epoch} after {session.State.GlobalStep} steps; returning the current weights.");
                         return;
                     }
-                    state = state with { Epoch = epoch + 1, BatchInEpoch = 0 };
+                    session.State = session.State with { Epoch = epoch + 1, BatchInEpoch = 0 };
                     if (validation is not null)
                     {
-                        var metrics = Evaluate(evalPipeline, validation, epoch, state.GlobalStep, schedule.At(epoch, stepsPerEpoch));
+                        var metrics = session.Evaluate(evalPipeline, validation, epoch, session.State.GlobalStep, schedule.At(epoch, stepsPerEpoch), _o.CancellationToken);
                         _lastValidation = metrics;
                         Report(metrics);
-                        state = _checkpoints.AfterValidation(state, metrics);
+                        session.State = _checkpoints.AfterValidation(session.State, metrics);
                         FaultPoints.Hit("epoch:validated");
                     }
-                    _checkpoints.SaveLatest(state);
+                    _checkpoints.SaveLatest(session.State);
                     _run?.PlotCurves();
-                    if (_checkpoints.StopReason(state, epoch) is { } reason)
+                    if (_checkpoints.StopReason(session.State, epoch) is { } reason)
                     {
                         _stopReason = reason;
                         _channel.Info(MessageSensitivity.None, _stopReason);
@@ -243,13 +248,13 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         }
 
         // Returns false when cancelled.
-        private bool TrainEpoch(IDataView train, int epoch, int skipBatches, ImageBatchPipeline pipeline, BatchMixer mixer, OptimizerHelper optimizer,
-            WeightDecay decay, LearningRateSchedule schedule, ref TrainingState state)
+        private bool TrainEpoch(IDataView train, TrainingSession session, ImageBatchPipeline pipeline)
         {
-            SetTrainMode();
-            var window = new Accumulator();
-            var whole = new Accumulator();
-            int stepInEpoch = skipBatches;
+            session.SetTrainMode();
+            int epoch = session.State.Epoch, skipBatches = session.State.BatchInEpoch;
+            var window = new MetricsAccumulator();
+            var whole = new MetricsAccumulator();
+            double lr = session.Schedule.At(epoch, skipBatches);
             using var batches = pipeline.Read(train, epoch, skipBatches, _o.CancellationToken).GetEnumerator();
             while (true)
             {
@@ -259,104 +264,55 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
                 }
                 catch (OperationCanceledException) when (_o.CancellationToken.IsCancellationRequested)
                 {
-                    return SaveOnCancel(state, optimizer);
+                    return SaveOnCancel(session.State);
                 }
-                var batch = batches.Current;
-                using (batch)
-                using (var scope = NewDisposeScope())
+                using (var batch = batches.Current)
                 {
-                    if (_o.CancellationToken.IsCancellationRequested) return SaveOnCancel(state, optimizer);
-                    double lr = schedule.At(epoch, stepInEpoch);
-                    foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
-
-                    var labels = batch.Labels!;
-                    var random = AugmentationRandom.ForEpoch(_seed, epoch, purpose: 0x4D49580000000000UL + (ulong)batch.Index);
-                    var (images, targets, _) = mixer.Mix(batch.Images, labels, random);
-                    if (_o.LabelSmoothing > 0) targets = BatchMixer.ToTargets(targets, _columns.ClassCount, _o.LabelSmoothing);
-
-                    optimizer.zero_grad();
-                    var logits = _model.call(images);
-                    var loss = -(targets * nn.functional.log_softmax(logits, 1)).sum(1).mean();
-                    double lossValue = loss.item<float>();
-                    if (!double.IsFinite(lossValue))
+                    if (_o.CancellationToken.IsCancellationRequested) return SaveOnCancel(session.State);
+                    var step = session.Step(batch);
+                    if (!step.IsFinite)
                         throw new InvalidOperationException(
-                            $"The training loss became {lossValue} at epoch {epoch}, step {stepInEpoch}. Lower the learning rate or check the data. " +
+                            $"The training loss became {step.Loss} at epoch {epoch}, step {session.State.BatchInEpoch}. Lower the learning rate or check the data. " +
                             _checkpoints.LastGoodSentence);
-                    loss.backward();
-                    decay.Apply(lr);
-                    optimizer.step();
-
-                    var (correct, correct5) = Hits(logits, labels);
-                    window.Add(lossValue, correct, correct5, batch.Count);
-                    whole.Add(lossValue, correct, correct5, batch.Count);
-                    stepInEpoch++;
-                    state = state with { BatchInEpoch = stepInEpoch, GlobalStep = state.GlobalStep + 1 };
+                    lr = step.LearningRate;
+                    window.Add(step);
+                    whole.Add(step);
+                    var state = session.State;
                     if (state.GlobalStep % _o.LogEveryNSteps == 0)
                     {
                         _lastTrain = window.ToMetrics(MetricsPhase.TrainSteps, epoch, state.GlobalStep, lr);
                         Report(_lastTrain);
-                        window = new Accumulator();
+                        window = new MetricsAccumulator();
                     }
                     // After an epoch's last step the epoch-end checkpoint follows; writing both would make previous.ckpt a copy of latest.
-                    if (_o.CheckpointEveryNSteps > 0 && state.GlobalStep % _o.CheckpointEveryNSteps == 0 && stepInEpoch < _stepsPerEpoch)
+                    if (_o.CheckpointEveryNSteps > 0 && state.GlobalStep % _o.CheckpointEveryNSteps == 0 && state.BatchInEpoch < _stepsPerEpoch)
                         _checkpoints.SaveLatest(state);
                     FaultPoints.Hit("step");
                 }
             }
-            if (_o.CancellationToken.IsCancellationRequested) return SaveOnCancel(state, optimizer);
+            if (_o.CancellationToken.IsCancellationRequested) return SaveOnCancel(session.State);
             // Resumed from a checkpoint written after the epoch's last step: nothing of the epoch is left to train.
             if (whole.Images == 0 && skipBatches > 0 && skipBatches >= _stepsPerEpoch) return true;
             if (whole.Images == 0)
                 throw new InvalidOperationException(epoch == 0 && skipBatches == 0
                     ? "The training data is empty (no row had a decodable image and a label)."
                     : $"Epoch {epoch} produced no batches.");
-            _lastTrain = whole.ToMetrics(MetricsPhase.TrainEpoch, epoch, state.GlobalStep, schedule.At(epoch, stepInEpoch - 1));
+            _lastTrain = whole.ToMetrics(MetricsPhase.TrainEpoch, epoch, session.State.GlobalStep, lr);
             Report(_lastTrain);
             return true;
         }
 
-        private bool SaveOnCancel(TrainingState state, OptimizerHelper optimizer)
+        private bool SaveOnCancel(TrainingState state)
         {
             _checkpoints.SaveLatest(state);
             return false;
         }
 
-        private RegNetTrainingMetrics Evaluate(ImageBatchPipeline pipeline, IDataView data, int epoch, long step, double lr)
-        {
-            _model.eval();
-            var acc = new Accumulator();
-            using (no_grad())
-            {
-                foreach (var batch in pipeline.Read(data, epoch: 0, 0, _o.CancellationToken))
-                {
-                    using (batch)
-                    using (var scope = NewDisposeScope())
-                    {
-                        var logits = _model.call(batch.Images);
-                        var loss = nn.functional.cross_entropy(logits, batch.Labels!);
-                        var (c1, c5) = Hits(logits, batch.Labels!);
-                        acc.Add(loss.item<float>(), c1, c5, batch.Count);
-                    }
-                }
-            }
-            SetTrainMode();
-            return acc.ToMetrics(MetricsPhase.Validation, epoch, step, lr);
-        }
-
-        private static (long Top1, long Top5) Hits(Tensor logits, Tensor labels)
-        {
-            using var scope = NewDisposeScope();
-            int k = (int)Math.Min(5, logits.shape[1]);
-            var top = logits.topk(k, 1).indexes;
-            var match = top.eq(labels.unsqueeze(1));
-            return (match.select(1, 0).sum().item<long>(), match.any(1).sum().item<long>());
-        }
+        private List<IMetricsSink> _sinks = new();
 
         private void Report(RegNetTrainingMetrics metrics)
         {
-            _run?.Record(metrics);
-            _o.MetricsCallback?.Invoke(metrics);
-            _channel.Info(MessageSensitivity.None, metrics.ToString());
+            foreach (var sink in _sinks) sink.Record(metrics);
         }
 
         private static long CountRows(IDataView train)
@@ -540,13 +496,6 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
 
         private List<nn.Module> _frozen = new();
 
-        // Frozen parts keep their BatchNorm statistics.
-        private void SetTrainMode()
-        {
-            _model.train();
-            foreach (var module in _frozen) module.eval();
-        }
-
         private (OptimizerHelper, WeightDecay) CreateOptimizer(IEnumerable<Parameter> trainable)
         {
             var parameters = trainable.ToList();
@@ -561,26 +510,6 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
                 _ => throw new ArgumentOutOfRangeException(nameof(Options.Optimizer)),
             };
             return (optimizer, decay);
-        }
-
-        private sealed class Accumulator
-        {
-            private double _lossSum;
-            private long _top1, _top5;
-            private readonly Stopwatch _clock = Stopwatch.StartNew();
-            public long Images { get; private set; }
-
-            public void Add(double loss, long top1, long top5, int count)
-            {
-                _lossSum += loss * count;
-                _top1 += top1;
-                _top5 += top5;
-                Images += count;
-            }
-
-            public RegNetTrainingMetrics ToMetrics(MetricsPhase phase, int epoch, long step, double lr) => new(
-                phase, epoch, step, Images == 0 ? double.NaN : _lossSum / Images, Images == 0 ? 0 : (double)_top1 / Images,
-                Images == 0 ? 0 : (double)_top5 / Images, lr, Images / Math.Max(1e-9, _clock.Elapsed.TotalSeconds), Images);
         }
     }
 }
