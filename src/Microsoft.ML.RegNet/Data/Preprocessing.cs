@@ -56,5 +56,9 @@ public sealed record PreprocessingSpec(ImageNormalization Normalization, int Ima
     public static PreprocessingSpec Keras { get; } = new(ImageNormalization.UnitScale);
 
     /// <summary>Shorter side before the centre crop (224 / 0.875 = 256).</summary>
-    public int ResizeShorterSide => (int)Math.Round(ImageSize / CropFraction);
+    public int ResizeShorterSide => ShorterSideFor(ImageSize, CropFraction);
+
+    /// <summary>The one rounding of <c>size / cropFraction</c> (half away from zero), never below <paramref name="size"/>.</summary>
+    public static int ShorterSideFor(int size, double cropFraction) =>
+        Math.Max(size, (int)Math.Round(size / cropFraction, MidpointRounding.AwayFromZero));
 }

@@ -26,6 +26,12 @@ public sealed class OnnxExportOptions
     /// <summary>When set, an int64 arg-max output (N) of this name is added (the top-1 class index, 0-based). Default null.</summary>
     public string? PredictedIndexOutputName { get; set; }
 
+    /// <summary>
+    /// Class names, one per output, in order: with <see cref="ProbabilitiesOutputName"/> they are stored as that output's slot
+    /// names the way ML.NET's OnnxTransformer reads them (a node <c>mlnet.&lt;output&gt;.SlotNames</c>). Default null.
+    /// </summary>
+    public IReadOnlyList<string>? ClassNames { get; set; }
+
     /// <summary>When false, the logits output is left out (then a softmax or arg-max output is required). Default true.</summary>
     public bool IncludeLogits { get; set; } = true;
 
@@ -37,7 +43,8 @@ public sealed class OnnxExportOptions
 
     /// <summary>
     /// Optional in-graph centre crop: the input is <c>CropFromSize</c>² and the graph slices the centre <see cref="ImageSize"/>²
-    /// (offset <c>round((CropFromSize − ImageSize) / 2)</c>, as torchvision's CenterCrop). Requires <see cref="ImageSize"/>.
+    /// (offset <c>ceil((CropFromSize − ImageSize) / 2)</c>, the evaluation transform's window,
+    /// <see cref="Data.Transforms.EvaluationCrop.WindowOffsetFor"/>). Requires <see cref="ImageSize"/>.
     /// </summary>
     public int? CropFromSize { get; set; }
 
@@ -119,6 +126,8 @@ public sealed class OnnxExportOptions
             if (n.Std.Any(s => !(s > 0) || float.IsInfinity(s)) || n.Mean.Any(m => !float.IsFinite(m)) || !float.IsFinite(n.Scale) || n.Scale == 0)
                 throw new ArgumentException("OnnxExportOptions.Normalization needs finite values, Std > 0 and a non-zero Scale.", nameof(Normalization));
         }
+        if (ClassNames is { } classes && (classes.Count == 0 || classes.Any(string.IsNullOrEmpty)))
+            throw new ArgumentException("OnnxExportOptions.ClassNames must hold one non-empty name per class.", nameof(ClassNames));
         if (string.IsNullOrWhiteSpace(GraphName))
             throw new ArgumentException("OnnxExportOptions.GraphName must be non-empty.", nameof(GraphName));
     }

@@ -84,7 +84,7 @@ public static class RegNetOnnxExporter
         if (options.CropFromSize is { } from && from != options.ImageSize)
         {
             int size = options.ImageSize!.Value;
-            long offset = (long)Math.Round((from - size) / 2.0, MidpointRounding.ToEven);
+            long offset = Data.Transforms.EvaluationCrop.WindowOffsetFor(from, size);
             x = g.Node("Slice", new[] { x, g.Int64s("crop.starts", offset, offset), g.Int64s("crop.ends", offset + size, offset + size), g.Int64s("crop.axes", 2, 3) }, "crop");
         }
         if (options.Normalization is { } norm)
@@ -140,6 +140,8 @@ public static class RegNetOnnxExporter
             g.Node("Softmax", new[] { x }, "output.softmax", new[] { Int("axis", -1) }, outputName: probs);
             graph.Output.Add(ValueInfo(probs, TensorProto.Types.DataType.Float, logitDims));
         }
+        if (options.ProbabilitiesOutputName is { } named && options.ClassNames is { } classes)
+            AddSlotNames(g, named, classes);
         if (options.PredictedIndexOutputName is { } argmax)
         {
             // Squeezed: a one-element vector rather than a rank-0 tensor, which ML.NET's OnnxTransformer cannot read.
@@ -156,12 +158,35 @@ public static class RegNetOnnxExporter
             DocString = options.DocString ?? $"{model.Spec} ({(model.NumClasses > 0 ? $"{model.NumClasses} classes" : "headless")})",
         };
         proto.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = options.OpsetVersion });
+        if (options.ClassNames is not null && options.ProbabilitiesOutputName is not null)
+            proto.OpsetImport.Add(new OperatorSetIdProto { Domain = MLDomain, Version = 2 });
         var meta = RegNetOnnxMetadata.From(model, options.FoldBatchNorm, weights.Counters);
         proto.MetadataProps.Add(new StringStringEntryProto { Key = RegNetOnnxMetadata.Key, Value = meta.ToJson() });
         if (options.Normalization is { } n2)
             proto.MetadataProps.Add(new StringStringEntryProto { Key = "regnet.preprocessing", Value = FormattableString.Invariant(
                 $"raw 0-255 RGB planes; x = (pixel*{n2.Scale} - mean[{string.Join(",", n2.Mean)}]) / std[{string.Join(",", n2.Std)}]; order {n2.Order}") });
         return proto;
+    }
+
+    private const string MLDomain = "ai.onnx.ml";
+
+    // ML.NET's OnnxTransformer gives an output column slot names from a node named "mlnet.<output>.SlotNames" with a
+    // keys_strings attribute (the convention of ML.NET's own ONNX export). The node is a LabelEncoder on a constant so
+    // that the graph stays valid; nothing consumes its output.
+    private static void AddSlotNames(GraphWriter g, string output, IReadOnlyList<string> names)
+    {
+        var constant = new TensorProto { Name = "slot_names.key", DataType = (int)TensorProto.Types.DataType.String };
+        constant.Dims.Add(1);
+        constant.StringData.Add(ByteString.CopyFromUtf8(names[0]));
+        string key = g.Node("Constant", Array.Empty<string>(), "slot_names.key",
+            new AttributeProto { Name = "value", Type = AttributeProto.Types.AttributeType.Tensor, T = constant });
+        var keys = new AttributeProto { Name = "keys_strings", Type = AttributeProto.Types.AttributeType.Strings };
+        keys.Strings.Add(names.Select(ByteString.CopyFromUtf8));
+        string node = g.Node("LabelEncoder", new[] { key }, $"mlnet.{output}.SlotNames",
+            new[] { keys, Ints("values_int64s", Enumerable.Range(0, names.Count).Select(i => (long)i).ToArray()), Int("default_int64", -1) },
+            outputName: "slot_names.index");
+        g.Graph.Node[^1].Domain = MLDomain;
+        _ = node;
     }
 
     // x·Scale − Mean[c], ÷ Std[c] in the input's R, G, B order, then the channel reorder the network expects.
@@ -232,10 +257,10 @@ public static class RegNetOnnxExporter
 
     // ---- protobuf helpers ----
 
-    private static TensorShapeProto.Types.Dimension Dim(int? value, string? param) =>
+    internal static TensorShapeProto.Types.Dimension Dim(int? value, string? param) =>
         value is { } v ? new TensorShapeProto.Types.Dimension { DimValue = v } : new TensorShapeProto.Types.Dimension { DimParam = param! };
 
-    private static ValueInfoProto ValueInfo(string name, TensorProto.Types.DataType type, params TensorShapeProto.Types.Dimension[] dims)
+    internal static ValueInfoProto ValueInfo(string name, TensorProto.Types.DataType type, params TensorShapeProto.Types.Dimension[] dims)
     {
         var shape = new TensorShapeProto();
         shape.Dim.Add(dims);

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Microsoft.ML.Data;
 using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Data.Mixing;
+using Microsoft.ML.RegNet.Data.MLNet;
 using Microsoft.ML.RegNet.Data.Pipeline;
 using Microsoft.ML.RegNet.Data.Transforms;
 using Microsoft.ML.RegNet.Models;
@@ -77,10 +78,10 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         if (!label.IsKey) throw new ArgumentException(LabelNotKeyMessage(o.LabelColumnName, label.ItemType), nameof(inputSchema));
         if (!inputSchema.Any(c => c.Name == o.ImageColumnName)) throw new ArgumentException($"Image column '{o.ImageColumnName}' not found.", nameof(inputSchema));
         var columns = inputSchema.ToDictionary(c => c.Name);
-        columns[o.ScoreColumnName] = SchemaShapeColumns.Create(o.ScoreColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false,
-            SchemaShapeColumns.TextVectorAnnotations("SlotNames", "TrainingLabelValues"));
-        columns[o.PredictedLabelColumnName] = SchemaShapeColumns.Create(o.PredictedLabelColumnName, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, true,
-            SchemaShapeColumns.TextVectorAnnotations(InputColumns.AnnotationUtilsKeyValues));
+        columns[o.ScoreColumnName] = MLNetInternals.SchemaColumn(o.ScoreColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false,
+            MLNetInternals.TextVectorAnnotations("SlotNames", "TrainingLabelValues"));
+        columns[o.PredictedLabelColumnName] = MLNetInternals.SchemaColumn(o.PredictedLabelColumnName, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, true,
+            MLNetInternals.TextVectorAnnotations(InputColumns.AnnotationUtilsKeyValues));
         return new SchemaShape(columns.Values);
     }
 
@@ -95,7 +96,7 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         var columns = InputColumns.Resolve(input.Schema, o.LabelColumnName, o.ImageColumnName, "training data");
         IDataView train = input;
         IDataView? validation = o.ValidationSet;
-        int seed = o.Seed ?? HostSeed(_env) ?? 1;
+        int seed = o.Seed ?? MLNetInternals.Seed(_env) ?? 1;
         if (validation is not null)
         {
             var v = InputColumns.Resolve(validation.Schema, o.LabelColumnName, o.ImageColumnName, "validation set");
@@ -121,7 +122,7 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
             loop.Run(train, validation);
             channel.Info(MessageSensitivity.None, $"Training finished: {loop.Summary}");
             return new RegNetTransformer(_env, model, columns.LabelType, columns.ClassNames, o.Normalization, o.ImageSize, o.CropFraction,
-                o.ImageColumnName, o.ScoreColumnName, o.PredictedLabelColumnName, loop.RunPath) { ImageIsBytes = columns.ImageIsBytes };
+                o.ImageColumnName, o.ScoreColumnName, o.PredictedLabelColumnName, loop.RunPath, columns.ImageIsBytes);
         }
         catch
         {
@@ -134,9 +135,6 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         $"Label column '{column}' has type {type}, but RegNet needs a key type. Add mlContext.Transforms.Conversion.MapValueToKey(\"{column}\") before the trainer " +
         "(and MapKeyToValue(\"PredictedLabel\") after it to get the class names back).";
 
-    // MLContext's seed is internal; this reads it the way ML.NET's own TorchSharp trainers get it (conventions §1.6).
-    internal static int? HostSeed(IHostEnvironment env) =>
-        env.GetType().GetInterface("Microsoft.ML.Runtime.IHostEnvironmentInternal")?.GetProperty("Seed")?.GetValue(env) as int?;
 
     /// <summary>One Fit: the model, optimizer, schedule, data pipelines and run folder.</summary>
     private sealed class TrainingLoop
@@ -183,11 +181,14 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
                 Augmentation = _o.Augmentation, Normalization = _o.Normalization, Seed = _seed, WorkerThreads = _o.WorkerThreads,
                 Shuffle = _o.Shuffle, ShufflePoolSize = _o.ShufflePoolSize, DropLast = false, BadImagePolicy = _o.BadImagePolicy,
             });
+            // Validation sees the evaluation transform that scoring and the saved model use: its ML.NET steps on the view.
             var evalPipeline = new ImageBatchPipeline(trainPipeline.Options with
             {
-                Augmentation = AugmentationOptions.Evaluation(_o.CropFraction), Shuffle = false,
+                ImageColumn = EvaluationPreprocessing.ResizedColumnName, Augmentation = AugmentationOptions.Evaluation(_o.CropFraction), Shuffle = false,
             });
-            var mixer = new BatchMixer(_o.Mixing, _columns.ClassCount);
+            if (validation is not null)
+                validation = EvaluationPreprocessing.Apply(validation, new EvaluationCrop(_o.ImageSize, _o.CropFraction), _o.ImageColumnName, _columns.ImageIsBytes);
+            var mixer = new BatchMixer(_o.Mixing, _columns.ClassCount, _o.LabelSmoothing);
             double lrScale = _o.LearningRateReferenceBatchSize is { } reference ? (double)_o.BatchSize / reference : 1.0;
 
             var state = new TrainingState(0, 0, 0, CheckpointPolicy.InitialBest(_o.EarlyStopping), 0, _model.Spec.ToString(), _columns.ClassCount);
@@ -202,7 +203,7 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
             }
             var schedule = new LearningRateSchedule(_o.LearningRate * lrScale, _o.MaxEpochs, stepsPerEpoch, _o.Schedule, _o.ScheduleGranularity,
                 _o.WarmupEpochs, _o.WarmupFactor, _o.StepMilestones, _o.StepGamma);
-            var session = new TrainingSession(_model, optimizer, decay, schedule, mixer, _seed, _columns.ClassCount, _o.LabelSmoothing, _frozen, state);
+            var session = new TrainingSession(_model, optimizer, decay, schedule, mixer, _seed, _frozen, state);
             _sinks = new List<IMetricsSink>();
             if (_run is not null) _sinks.Add(_run);
             if (_o.MetricsCallback is { } callback) _sinks.Add(new DelegateMetricsSink(callback));

@@ -1,6 +1,7 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.Transforms.Image;
 using Microsoft.ML.RegNet.Data;
+using Microsoft.ML.RegNet.Data.MLNet;
 using Microsoft.ML.RegNet.Data.Pipeline;
 using Microsoft.ML.RegNet.Data.Transforms;
 using Microsoft.ML.RegNet.Models;
@@ -11,7 +12,9 @@ namespace Microsoft.ML.RegNet.Training;
 
 /// <summary>
 /// A trained RegNet as an ML.NET transformer: adds <c>Score</c> (softmax probabilities, slot names = class names) and
-/// <c>PredictedLabel</c> (a key of the training label's type). Scoring runs in batches under <c>no_grad</c> in eval mode.
+/// <c>PredictedLabel</c> (a key of the training label's type). <c>Transform</c> scores in batches; a <c>PredictionEngine</c>
+/// scores one row at a time through <see cref="GetRowToRowMapper"/>; both under <c>no_grad</c> in eval mode, after the one
+/// evaluation transform (<see cref="EvaluationCrop"/>), which the saved model runs too.
 /// </summary>
 public sealed class RegNetTransformer : ITransformer, IDisposable
 {
@@ -24,7 +27,7 @@ public sealed class RegNetTransformer : ITransformer, IDisposable
 
     internal RegNetTransformer(IHostEnvironment env, RegNetModel model, KeyDataViewType labelType, IReadOnlyList<string> classNames,
         ImageNormalization normalization, int imageSize, double cropFraction, string imageColumn, string scoreColumn, string predictedLabelColumn,
-        string? runPath)
+        string? runPath, bool imageIsBytes)
     {
         _env = env;
         Model = model;
@@ -36,8 +39,14 @@ public sealed class RegNetTransformer : ITransformer, IDisposable
         ScoreColumnName = scoreColumn;
         PredictedLabelColumnName = predictedLabelColumn;
         RunPath = runPath;
+        ImageIsBytes = imageIsBytes;
+        Crop = new EvaluationCrop(Preprocessing);
         Model.eval();
+        // Exported now, while the weights are certainly alive, so that saving cannot fail half-way through a file.
+        _scoringOnnx = Onnx.RegNetOnnxScoring.ExportForScoring(Model, Preprocessing, ClassNames);
     }
+
+    private readonly byte[] _scoringOnnx;
 
     /// <summary>The trained network (owned by this transformer).</summary>
     public RegNetModel Model { get; }
@@ -52,7 +61,10 @@ public sealed class RegNetTransformer : ITransformer, IDisposable
     public string? RunPath { get; }
     internal KeyDataViewType LabelType { get; }
 
-    public bool IsRowToRowMapper => false;
+    /// <summary>True: a <c>PredictionEngine</c> can score single rows.</summary>
+    public bool IsRowToRowMapper => true;
+
+    internal EvaluationCrop Crop { get; }
 
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
     {
@@ -84,34 +96,40 @@ public sealed class RegNetTransformer : ITransformer, IDisposable
         return new ScoredDataView(this, input, GetOutputSchema(input.Schema));
     }
 
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) =>
-        throw new NotSupportedException("RegNetTransformer scores in batches and is not a row-to-row mapper; use Transform or a PredictionEngine.");
+    /// <summary>Scores one row at a time (what <c>CreatePredictionEngine</c> uses); <see cref="Transform"/> scores in batches.</summary>
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        return new RegNetRowMapper(this, inputSchema, GetOutputSchema(inputSchema));
+    }
+
+    /// <summary>The input with the evaluation transform's ML.NET steps applied (adds the resized image column).</summary>
+    internal ITransformer FitEvaluationPreprocessing(DataViewSchema inputSchema) =>
+        EvaluationPreprocessing.Fit(Crop, inputSchema, ImageColumnName, ImageIsBytes);
 
     /// <summary>
     /// Called by <c>mlContext.Model.Save</c>. ML.NET's persistence hooks are internal to other assemblies, so the
     /// transformer saves itself as the equivalent chain of ML.NET's own transformers (see <see cref="ToOnnxScoringChain"/>):
-    /// the network as an embedded ONNX model scored by OnnxTransformer. <c>mlContext.Model.Load</c> therefore gives back
-    /// that chain (a <c>TransformerChain</c> in place of this transformer): same Score and PredictedLabel columns, no
-    /// TorchSharp needed. To train further, recover the weights with <c>RegNetOnnxImporter</c>.
+    /// the evaluation transform's resize, then the network as an embedded ONNX model scored by OnnxTransformer.
+    /// <c>mlContext.Model.Load</c> therefore gives back that chain (a <c>TransformerChain</c> in place of this transformer):
+    /// the same Score (with slot names) and PredictedLabel columns, no TorchSharp needed. The network was exported when the
+    /// transformer was made, so saving needs nothing that can fail. To train further, pass the saved zip as
+    /// <c>StartingWeightsPath</c>.
     /// </summary>
-    public void Save(ModelSaveContext ctx)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        ((ICanSaveModel)ToOnnxScoringChain(new MLContext())).Save(ctx);
-    }
+    public void Save(ModelSaveContext ctx) => ((ICanSaveModel)ToOnnxScoringChain(new MLContext())).Save(ctx);
 
-    /// <summary>The same scoring as a chain of ML.NET transformers around an ONNX export of the network.</summary>
-    /// <exception cref="NotSupportedException">The image column holds encoded bytes: ML.NET has no public transformer that decodes them.</exception>
-    public ITransformer ToOnnxScoringChain(MLContext mlContext)
-    {
-        if (ImageIsBytes)
-            throw new NotSupportedException(
-                $"This model reads encoded image bytes ('{ImageColumnName}' from LoadRawImageBytes); a saved ML.NET model can only decode images with " +
-                "LoadImages. Train with mlContext.Transforms.LoadImages instead, or export the network with RegNetOnnxExporter.");
-        return Onnx.RegNetOnnxScoring.CreateTransformer(mlContext, Model, Preprocessing, ClassNames, ImageColumnName, ScoreColumnName, PredictedLabelColumnName);
-    }
+    /// <summary>
+    /// The same scoring as a chain of ML.NET transformers around an ONNX export of the network. For a model on encoded
+    /// bytes (<c>LoadRawImageBytes</c>) the chain starts with <see cref="RegNetImageBytesDecoder"/>, a custom mapping: a
+    /// process that loads it calls <c>mlContext.ComponentCatalog.RegisterAssembly(typeof(RegNetImageBytesDecoder).Assembly)</c> first.
+    /// </summary>
+    public ITransformer ToOnnxScoringChain(MLContext mlContext) =>
+        Onnx.RegNetOnnxScoring.CreateTransformer(mlContext, _scoringOnnx, Preprocessing, ClassNames, ImageColumnName, ImageIsBytes,
+            ScoreColumnName, PredictedLabelColumnName);
 
-    internal bool ImageIsBytes { get; set; }
+    /// <summary>True when the image column holds encoded bytes (<c>LoadRawImageBytes</c>) rather than images.</summary>
+    public bool ImageIsBytes { get; }
 
     public void Dispose()
     {
@@ -129,9 +147,19 @@ public sealed class RegNetTransformer : ITransformer, IDisposable
         return nn.functional.softmax(Model.call(images), 1).contiguous().data<float>().ToArray();
     }
 
+    /// <summary>Scores one preprocessed image (3×H×W floats).</summary>
+    internal float[] ScoreOne(float[] chw)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        using var input = tensor(chw, new long[] { 1, 3, Preprocessing.ImageSize, Preprocessing.ImageSize });
+        return nn.functional.softmax(Model.call(input), 1).contiguous().data<float>().ToArray();
+    }
+
+    // Reads the resized column that FitEvaluationPreprocessing adds; the pipeline then takes the centred window.
     internal ImageBatchPipeline CreateScoringPipeline() => new(new ImageBatchPipelineOptions
     {
-        ImageColumn = ImageColumnName, LabelColumn = null, BatchSize = ScoringBatchSize, ImageSize = Preprocessing.ImageSize,
+        ImageColumn = EvaluationPreprocessing.ResizedColumnName, LabelColumn = null, BatchSize = ScoringBatchSize, ImageSize = Preprocessing.ImageSize,
         Augmentation = AugmentationOptions.Evaluation(Preprocessing.CropFraction), Normalization = Preprocessing.Normalization,
         Shuffle = false, BadImagePolicy = BadImagePolicy.FailOnBadImage, WorkerThreads = Math.Max(1, Environment.ProcessorCount),
     });

@@ -6,17 +6,20 @@ namespace Microsoft.ML.RegNet.Training;
 /// <summary>
 /// The input rows plus Score and PredictedLabel. A second cursor over the same input runs ahead through the batched
 /// image pipeline, so the network sees batches of <see cref="RegNetTransformer.ScoringBatchSize"/> while the visible
-/// cursor still moves one row at a time; both read the input in the same order, so positions line up.
+/// cursor still moves one row at a time; both read the input in the same order, so positions line up. The running-ahead
+/// cursor reads the input through the evaluation transform's ML.NET steps (the resized image column).
 /// </summary>
 internal sealed class ScoredDataView : IDataView
 {
     private readonly RegNetTransformer _transformer;
     private readonly IDataView _input;
+    private readonly IDataView _prepared;
 
     public ScoredDataView(RegNetTransformer transformer, IDataView input, DataViewSchema schema)
     {
         _transformer = transformer;
         _input = input;
+        _prepared = transformer.FitEvaluationPreprocessing(input.Schema).Transform(input);
         Schema = schema;
     }
 
@@ -53,7 +56,7 @@ internal sealed class ScoredDataView : IDataView
             _input = input;
             _active = active;
             _classes = view._transformer.ClassNames.Count;
-            if (scoring) _batches = view._transformer.CreateScoringPipeline().Read(view._input, epoch: 0).GetEnumerator();
+            if (scoring) _batches = view._transformer.CreateScoringPipeline().Read(view._prepared, epoch: 0).GetEnumerator();
         }
 
         public override DataViewSchema Schema => _view.Schema;

@@ -15,7 +15,7 @@ internal readonly record struct StepResult(double Loss, long Top1, long Top5, in
 }
 
 /// <summary>
-/// The model, optimizer, weight decay, schedule, batch mixing and the position in training of one Fit. <see cref="Step"/>
+/// The model, optimizer, weight decay, schedule, batch mixing (with label smoothing) and the position in training of one Fit. <see cref="Step"/>
 /// trains one batch and advances <see cref="State"/>; <see cref="Evaluate"/> scores data without changing anything.
 /// It knows nothing about run folders, checkpoints or logging.
 /// </summary>
@@ -27,12 +27,10 @@ internal sealed class TrainingSession
     private readonly LearningRateSchedule _schedule;
     private readonly BatchMixer _mixer;
     private readonly int _seed;
-    private readonly int _classCount;
-    private readonly double _labelSmoothing;
     private readonly IReadOnlyList<nn.Module> _frozen;
 
     public TrainingSession(RegNetModel model, OptimizerHelper optimizer, WeightDecay decay, LearningRateSchedule schedule, BatchMixer mixer,
-        int seed, int classCount, double labelSmoothing, IReadOnlyList<nn.Module> frozen, TrainingState state)
+        int seed, IReadOnlyList<nn.Module> frozen, TrainingState state)
     {
         _model = model;
         _optimizer = optimizer;
@@ -40,8 +38,6 @@ internal sealed class TrainingSession
         _schedule = schedule;
         _mixer = mixer;
         _seed = seed;
-        _classCount = classCount;
-        _labelSmoothing = labelSmoothing;
         _frozen = frozen;
         State = state;
     }
@@ -63,7 +59,6 @@ internal sealed class TrainingSession
         var labels = batch.Labels!;
         var random = AugmentationRandom.ForEpoch(_seed, epoch, purpose: 0x4D49580000000000UL + (ulong)batch.Index);
         var (images, targets, _) = _mixer.Mix(batch.Images, labels, random);
-        if (_labelSmoothing > 0) targets = BatchMixer.ToTargets(targets, _classCount, _labelSmoothing);
 
         _optimizer.zero_grad();
         var logits = _model.call(images);

@@ -34,7 +34,7 @@ public sealed class MixingTests
     public void MixupMixesWithTheReversedBatchAndTargetsSumToOne()
     {
         using var scope = NewDisposeScope();
-        var mixer = new BatchMixer(new MixingOptions { MixupAlpha = 0.4, LabelSmoothing = 0.1 }, numClasses: 5);
+        var mixer = new BatchMixer(new MixingOptions { MixupAlpha = 0.4 }, numClasses: 5, labelSmoothing: 0.1);
         var images = arange(4 * 3 * 2 * 2, dtype: ScalarType.Float32).reshape(4, 3, 2, 2);
         var labels = tensor(new long[] { 0, 1, 2, 4 });
         var (mixed, targets, d) = mixer.Mix(images, labels, new AugmentationRandom(9));

@@ -18,7 +18,7 @@ public sealed class TrainingSessionTests
         var parameters = model.parameters().ToList();
         var optimizer = optim.Adam(parameters, 1e-3);
         var session = new TrainingSession(model, optimizer, new WeightDecay(parameters, 0, WeightDecaySemantics.Decoupled),
-            new LearningRateSchedule(1e-3, 2, 4), new BatchMixer(new MixingOptions(), 2), seed: 1, classCount: 2, labelSmoothing: 0,
+            new LearningRateSchedule(1e-3, 2, 4), new BatchMixer(new MixingOptions(), 2), seed: 1,
             frozen: Array.Empty<nn.Module>(), new TrainingState(0, 0, 0, double.NegativeInfinity, 0, Tiny.ToString(), 2));
         return (session, model, optimizer);
     }

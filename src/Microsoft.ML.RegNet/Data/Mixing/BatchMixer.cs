@@ -14,14 +14,22 @@ namespace Microsoft.ML.RegNet.Data.Mixing;
 public sealed class BatchMixer
 {
     /// <summary>Defines the mixing for <paramref name="numClasses"/> classes.</summary>
-    public BatchMixer(MixingOptions options, int numClasses)
+    /// <param name="options">Mixup / CutMix settings.</param>
+    /// <param name="numClasses">Classes of the targets.</param>
+    /// <param name="labelSmoothing">Label smoothing ε (the trainer's one knob): targets <c>1−ε+ε/C</c> and <c>ε/C</c>, before mixing.</param>
+    public BatchMixer(MixingOptions options, int numClasses, double labelSmoothing = 0)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         if (numClasses < 1) throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses, "Need at least one class.");
+        if (!(labelSmoothing >= 0 && labelSmoothing < 1)) throw new ArgumentOutOfRangeException(nameof(labelSmoothing), labelSmoothing, "Must be in [0, 1).");
         Options = options;
         NumClasses = numClasses;
+        LabelSmoothing = labelSmoothing;
     }
+
+    /// <summary>Label smoothing ε applied to the targets.</summary>
+    public double LabelSmoothing { get; }
 
     /// <summary>The settings.</summary>
     public MixingOptions Options { get; }
@@ -70,7 +78,7 @@ public sealed class BatchMixer
         if (images.dim() != 4) throw new ArgumentException($"Images must be N×C×H×W (got [{string.Join(", ", images.shape)}]).", nameof(images));
         long n = images.shape[0];
         if (decision.Partners.Length != n) throw new ArgumentException($"The decision is for {decision.Partners.Length} samples, the batch has {n}.", nameof(decision));
-        var targets = ToTargets(labels, NumClasses, Options.LabelSmoothing, images.device);
+        var targets = ToTargets(labels, NumClasses, LabelSmoothing, images.device);
         if (decision.IsIdentity) return (images.alias(), targets);
 
         using var scope = NewDisposeScope();

@@ -31,9 +31,6 @@ public sealed record MixingOptions
     /// <summary>Partner choice (reversed batch by default, as the seed trainer).</summary>
     public MixupPartner Partner { get; init; } = MixupPartner.Reversed;
 
-    /// <summary>Label smoothing ε: targets are <c>1−ε+ε/C</c> and <c>ε/C</c> (0).</summary>
-    public double LabelSmoothing { get; init; }
-
     /// <summary>CutMix: recompute λ from the clipped box area (timm's <c>correct_lam</c>; true).</summary>
     public bool CorrectCutMixLambda { get; init; } = true;
 
@@ -44,6 +41,5 @@ public sealed record MixingOptions
         if (!(CutMixAlpha >= 0 && double.IsFinite(CutMixAlpha))) throw new ArgumentOutOfRangeException(nameof(CutMixAlpha), CutMixAlpha, "Must be finite and ≥ 0.");
         if (!(Probability >= 0 && Probability <= 1)) throw new ArgumentOutOfRangeException(nameof(Probability), Probability, "Must be in [0, 1].");
         if (!(SwitchProbability >= 0 && SwitchProbability <= 1)) throw new ArgumentOutOfRangeException(nameof(SwitchProbability), SwitchProbability, "Must be in [0, 1].");
-        if (!(LabelSmoothing >= 0 && LabelSmoothing < 1)) throw new ArgumentOutOfRangeException(nameof(LabelSmoothing), LabelSmoothing, "Must be in [0, 1).");
     }
 }

@@ -64,8 +64,7 @@ public sealed class ImageAugmenter
         lightingOffsets[..3].Clear();
         if (Crop is null)
         {
-            BilinearResize.Apply(image, EvaluationCrop.Plan(image.Width, image.Height), output);
-            return output;
+            return EvaluationCrop.Apply(image, output);
         }
         BilinearResize.Apply(image, Crop.Sample(image.Width, image.Height, random), output);
         Flip?.Apply(output, random);
