@@ -196,6 +196,8 @@ public sealed partial class FaultInjectionTests
             }
         }
         Assert.IsGreaterThanOrEqualTo(20, offsets.Distinct().Count());
+        Report();
+        Assert.IsEmpty(failures, string.Join("\n", failures));
 
         // The damaged latest.ckpt's message points at previous.ckpt and the option that resumes from it.
         File.WriteAllBytes(path, damages[10].Bytes);
@@ -204,8 +206,6 @@ public sealed partial class FaultInjectionTests
         // The intact file still loads: the refusals above are about the damage.
         File.WriteAllBytes(path, good);
         Assert.AreEqual(12L, Checkpoint.Load(path, model, optimizer: null).State.GlobalStep);
-        Report();
-        Assert.IsEmpty(failures, string.Join("\n", failures));
     }
 
     private static string JsonSerializerHeader(byte[] file)
