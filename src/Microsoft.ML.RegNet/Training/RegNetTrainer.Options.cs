@@ -110,7 +110,8 @@ public sealed partial class RegNetTrainer
         /// cadence may change and are logged.</summary>
         public string? ResumeFrom;
         /// <summary>Resume from the run's checkpoints/previous.ckpt (the checkpoint latest.ckpt replaced) instead of
-        /// latest.ckpt, e.g. after latest.ckpt was refused as damaged. latest.ckpt is then kept as latest.replaced.ckpt.</summary>
+        /// latest.ckpt, e.g. after latest.ckpt was refused as damaged. latest.ckpt is then kept as latest.replaced.ckpt
+        /// (as it is when ResumeFrom names previous.ckpt itself).</summary>
         public bool ResumeFromPreviousCheckpoint;
         /// <summary>Write the latest checkpoint every N steps as well as at the end of every epoch (0: epochs only).</summary>
         public int CheckpointEveryNSteps;

@@ -350,7 +350,7 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
                 });
                 state = header.State;
                 foreach (var change in allowed) _channel.Info(MessageSensitivity.None, $"Resume: changed {change}");
-                if (_o.ResumeFromPreviousCheckpoint && runFolder is not null) SetAsideReplacedLatest(runFolder);
+                if (runFolder is not null && Path.GetFileName(checkpoint) == RunDirectory.PreviousCheckpointName) SetAsideReplacedLatest(runFolder);
                 if (runFolder is not null)
                 {
                     try

@@ -188,6 +188,14 @@ public sealed class ResumeTests
             Assert.AreEqual(4L, Checkpoint.ReadHeader(latest).State.GlobalStep);
             var records = Records(run);
             Assert.HasCount(records.Distinct().Count(), records, string.Join(" ", records));
+
+            // Naming previous.ckpt itself does the same: the checkpoint it supersedes is kept aside, not rotated over it.
+            File.WriteAllBytes(latest, bytes);
+            var named = TinyOptions(epochs: 2);
+            named.ResumeFrom = Path.Combine(run, "checkpoints", "previous.ckpt");
+            using var again = Fit(data.Rows, named);
+            AssertSameWeights(reference.Model, again.Model);
+            CollectionAssert.AreEqual(bytes, File.ReadAllBytes(Path.Combine(run, "checkpoints", "latest.replaced.ckpt")));
         }
         finally
         {
