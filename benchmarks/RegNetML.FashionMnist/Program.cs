@@ -1,6 +1,9 @@
 // Fashion-MNIST benchmark (docs/benchmarks.md): the full data set from Debian's dataset-fashion-mnist, written as PNG
 // files in an image-folder layout, trained through the real ML.NET path with the recipe of
 // benchmarks/fashion_mnist/train_pytorch.py. Usage: RegNetML.FashionMnist [epochs=3] [folder=/tmp/fashion-mnist-png] [--load-images]
+// With --parity [--image-size N] [--crop-fraction F] it checks instead that the saved model is the trained one: trains with
+// LoadImages at that size and crop (default 64 and 0.875, so every image is upscaled), saves, loads in a fresh MLContext
+// and compares labels and probabilities on the first 1,000 test images (Transform and PredictionEngine).
 using Microsoft.ML;
 using Microsoft.ML.RegNet.Data;
 using Microsoft.ML.RegNet.Data.Transforms;
@@ -10,6 +13,9 @@ using Microsoft.ML.RegNet.Training;
 int epochs = args.Length > 0 && int.TryParse(args[0], out var e) ? e : 3;
 string folder = args.Length > 1 && !args[1].StartsWith("--") ? args[1] : "/tmp/fashion-mnist-png";
 bool loadImages = args.Contains("--load-images");
+bool parity = args.Contains("--parity");
+int imageSize = OptionValue("--image-size") is { } size ? int.Parse(size) : 64;
+double cropFraction = OptionValue("--crop-fraction") is { } crop ? double.Parse(crop, System.Globalization.CultureInfo.InvariantCulture) : 0.875;
 const string Source = "/usr/share/datasets/fashion-mnist";
 if (!File.Exists(Path.Combine(Source, "train-images-idx3-ubyte.gz")))
 {
@@ -20,6 +26,7 @@ if (!File.Exists(Path.Combine(Source, "train-images-idx3-ubyte.gz")))
 var prepare = System.Diagnostics.Stopwatch.StartNew();
 var train = WriteFolder("train", Path.Combine(folder, "train"));
 var test = WriteFolder("t10k", Path.Combine(folder, "test"));
+if (parity) return SavedModelParity.Run(folder, train, test, epochs, imageSize, cropFraction);
 Console.WriteLine($"{train.Count} train / {test.Count} test PNG files ready in {prepare.Elapsed.TotalSeconds:F0} s (not counted below)");
 
 var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -43,6 +50,8 @@ var metrics = ml.MulticlassClassification.Evaluate(model.Transform(ml.Data.LoadF
 Console.WriteLine($"RegNetML ({TorchRuntime.ConvolutionSelfTest}; {TorchRuntime.NativeAllocator}): test top-1 {metrics.MicroAccuracy:F4}, " +
                   $"wall time {clock.Elapsed.TotalSeconds:F0} s (training {trainSeconds:F0} s)");
 return 0;
+
+string? OptionValue(string name) => Array.IndexOf(args, name) is int i and >= 0 && i + 1 < args.Length ? args[i + 1] : null;
 
 List<Row> WriteFolder(string kind, string output) => FashionMnistFiles.ReadIdx(Source, kind).Select((image, i) =>
 {

@@ -59,6 +59,11 @@ Console.WriteLine(metrics.ConfusionMatrix.GetFormattedConfusionTable());
 string modelPath = Path.Combine(workspace, "model.zip");
 ml.Model.Save(model, trainView.Schema, modelPath);
 var loaded = new MLContext().Model.Load(modelPath, out _);
+var trainedScores = ml.Data.CreateEnumerable<Prediction>(model.Transform(testView), false).ToList();
+var loadedScores = ml.Data.CreateEnumerable<Prediction>(loaded.Transform(testView), false).ToList();
+int sameLabels = trainedScores.Zip(loadedScores).Count(z => z.First.PredictedClass == z.Second.PredictedClass);
+double largest = trainedScores.Zip(loadedScores).Max(z => z.First.Score.Zip(z.Second.Score).Max(p => Math.Abs(p.First - p.Second)));
+Console.WriteLine($"Trained vs reloaded model on the {test.Count} test images: {sameLabels} labels identical, largest probability difference {largest:E1}");
 var engine = ml.Model.CreatePredictionEngine<ImageRow, Prediction>(loaded);
 var first = engine.Predict(test[0]);
 Console.WriteLine($"Saved to {modelPath}; reloaded model says {test[0].ImagePath} is a {first.PredictedClass} (true: {test[0].Label}).");
@@ -87,4 +92,5 @@ public sealed class ImageRow
 public sealed class Prediction
 {
     public string PredictedClass { get; set; } = "";
+    public float[] Score { get; set; } = [];
 }

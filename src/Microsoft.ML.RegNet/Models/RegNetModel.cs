@@ -33,7 +33,11 @@ public sealed class RegNetModel : nn.Module<Tensor, Tensor>
     /// <param name="spec">The architecture, e.g. <c>RegNetSpec.FromName("X002")</c>.</param>
     /// <param name="numClasses">Classifier outputs; 0 for a headless feature extractor.</param>
     /// <param name="zeroInitLastBatchNorm">Start each residual branch's last BN γ at 0 (timm's default; off in pycls).</param>
-    public RegNetModel(RegNetSpec spec, int numClasses = 1000, bool zeroInitLastBatchNorm = false) : base(nameof(RegNetModel))
+    /// <param name="generator">Where every random initial weight is drawn from. Pass a generator seeded for this model to
+    /// make its weights independent of other threads; null draws from libtorch's process-wide generator (what
+    /// <c>torch.manual_seed</c> seeds), which concurrent threads share.</param>
+    public RegNetModel(RegNetSpec spec, int numClasses = 1000, bool zeroInitLastBatchNorm = false, Generator? generator = null)
+        : base(nameof(RegNetModel))
     {
         ArgumentNullException.ThrowIfNull(spec);
         if (numClasses < 0)
@@ -47,7 +51,7 @@ public sealed class RegNetModel : nn.Module<Tensor, Tensor>
         for (int i = 0; i < _stages.Length; i++) register_module($"s{i + 1}", _stages[i]);
         if (numClasses > 0) _head = new ClassifierHead(spec.FeatureWidth, numClasses);
         RegisterComponents();
-        InitializeWeights(zeroInitLastBatchNorm);
+        InitializeWeights(zeroInitLastBatchNorm, generator);
     }
 
     /// <summary>The architecture.</summary>
@@ -140,8 +144,10 @@ public sealed class RegNetModel : nn.Module<Tensor, Tensor>
     }
 
     // pycls init: conv N(0, sqrt(2 / fan_out)) with fan_out = k·k·C_out (not divided by groups), BN γ = 1 and β = 0,
-    // linear N(0, 0.01) with zero bias. SE biases keep PyTorch's default, as in pycls.
-    private void InitializeWeights(bool zeroInitLastBatchNorm)
+    // linear N(0, 0.01) with zero bias. Conv biases (only SE has them) get PyTorch's default U(±1/sqrt(fan_in)), as in
+    // pycls, but redrawn here: the module constructors drew them from the process-wide generator.
+    // Every draw goes through the given generator in a fixed order (named_modules is ordered), so the weights depend on it alone.
+    private void InitializeWeights(bool zeroInitLastBatchNorm, Generator? generator)
     {
         using var noGrad = no_grad();
         foreach (var (_, module) in named_modules())
@@ -149,21 +155,27 @@ public sealed class RegNetModel : nn.Module<Tensor, Tensor>
             switch (module)
             {
                 case Conv2d conv:
-                    long fanOut = conv.weight!.shape[0] * conv.weight.shape[2] * conv.weight.shape[3];
-                    nn.init.normal_(conv.weight, 0.0, Math.Sqrt(2.0 / fanOut));
+                    var w = conv.weight!;
+                    long fanOut = w.shape[0] * w.shape[2] * w.shape[3];
+                    w.normal_(0.0, Math.Sqrt(2.0 / fanOut), generator);
+                    if (conv.bias is { } bias)
+                    {
+                        double bound = 1.0 / Math.Sqrt(w.shape[1] * w.shape[2] * w.shape[3]);
+                        bias.uniform_(-bound, bound, generator);
+                    }
                     break;
                 case BatchNorm2d bn:
-                    nn.init.ones_(bn.weight!);
-                    nn.init.zeros_(bn.bias!);
+                    bn.weight!.fill_(1.0);
+                    bn.bias!.zero_();
                     break;
                 case Linear linear:
-                    nn.init.normal_(linear.weight!, 0.0, 0.01);
-                    if (linear.bias is not null) nn.init.zeros_(linear.bias);
+                    linear.weight!.normal_(0.0, 0.01, generator);
+                    linear.bias?.zero_();
                     break;
             }
         }
         if (zeroInitLastBatchNorm)
             foreach (var block in _stages.SelectMany(s => s.Blocks))
-                nn.init.zeros_(block.Conv3.Norm.weight!);
+                block.Conv3.Norm.weight!.zero_();
     }
 }

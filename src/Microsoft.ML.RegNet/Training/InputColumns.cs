@@ -1,5 +1,4 @@
 using Microsoft.ML.Data;
-using Microsoft.ML.Transforms.Image;
 
 namespace Microsoft.ML.RegNet.Training;
 
@@ -20,10 +19,9 @@ internal sealed record InputColumns(KeyDataViewType LabelType, IReadOnlyList<str
         var image = schema.GetColumnOrNull(imageColumn)
             ?? throw new ArgumentException($"The {what} has no image column '{imageColumn}'. Load images with mlContext.Transforms.LoadImages " +
                                            $"or LoadRawImageBytes into a column named '{imageColumn}', or set ImageColumnName.");
-        bool isBytes = image.Type is VectorDataViewType { ItemType: NumberDataViewType n } && n.RawType == typeof(byte);
-        if (!isBytes && image.Type is not ImageDataViewType)
-            throw new ArgumentException($"The image column '{imageColumn}' of the {what} has type {image.Type}; RegNet needs an image " +
-                                        "(mlContext.Transforms.LoadImages) or encoded image bytes (mlContext.Transforms.LoadRawImageBytes).");
+        bool isBytes = Data.Pipeline.ImageColumns.IsEncodedBytes(image.Type) ?? throw new ArgumentException(
+            $"The image column '{imageColumn}' of the {what} has type {image.Type}; RegNet needs an image " +
+            "(mlContext.Transforms.LoadImages) or encoded image bytes (mlContext.Transforms.LoadRawImageBytes).");
         return new InputColumns(key, ClassNamesOf(label, (int)key.Count), isBytes);
     }
 

@@ -92,8 +92,11 @@ public sealed partial class RegNetTrainer
         public double? ValidationFraction;
         public EarlyStoppingOptions? EarlyStopping;
 
-        /// <summary>Weights to start from: any file <see cref="Weights.RegNetWeights.Load"/> reads, or a checkpoint (.ckpt) of
-        /// this trainer (its model weights only). A classifier of another class count is re-initialised.</summary>
+        /// <summary>
+        /// Weights to start from, in any format <c>RegNetWeights</c> reads (Keras <c>.h5</c>, <c>torch.save</c> files, safetensors,
+        /// the own format), a <c>model.zip</c> saved by <c>mlContext.Model.Save</c> (to train further from what was saved), or
+        /// a checkpoint of this trainer. A classifier of another class count is re-initialised.
+        /// </summary>
         public string? StartingWeightsPath;
         /// <summary>A trained transformer to start from (fine-tuning); its weights are copied.</summary>
         public RegNetTransformer? StartingModel;
@@ -118,7 +121,8 @@ public sealed partial class RegNetTrainer
 
         /// <summary>Seed of initialisation, data order and augmentation; null = the MLContext seed, or 1.</summary>
         public int? Seed;
-        /// <summary>libtorch intra-op threads (null: libtorch's default).</summary>
+        /// <summary>libtorch intra-op threads (null: libtorch's default). Process-wide: <c>torch.set_num_threads</c> applies to
+        /// every Fit and model in the process, not to this Fit alone.</summary>
         public int? NumberOfThreads;
         /// <summary>Threads that decode and augment images while the model trains.</summary>
         public int WorkerThreads = Math.Max(1, Environment.ProcessorCount);

@@ -114,8 +114,9 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         using var channel = _host.Start("Training");
         if (o.NumberOfThreads is { } threads) torch.set_num_threads(threads);
         var spec = Spec;
-        manual_seed(seed);
-        var model = new RegNetModel(spec, columns.ClassCount, o.ZeroInitLastBatchNorm);
+        // This Fit's own random state: the process-wide generator is shared by concurrent Fits (README, "Determinism").
+        using var generator = new Generator(unchecked((ulong)seed));
+        var model = new RegNetModel(spec, columns.ClassCount, o.ZeroInitLastBatchNorm, generator);
         try
         {
             var loop = new TrainingLoop(this, model, columns, seed, channel);
@@ -244,7 +245,7 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
             {
                 _run?.Dispose();
                 if (trainPipeline.BadImagesSkipped > 0)
-                    _channel.Warning(MessageSensitivity.None, $"{trainPipeline.BadImagesSkipped} training images could not be decoded and were skipped.");
+                    _channel.Warning(MessageSensitivity.None, $"{trainPipeline.BadImagesSkipped} training images were unreadable or could not be decoded and were skipped: {trainPipeline.DescribeBadRows()}");
             }
         }
 

@@ -70,10 +70,12 @@ public sealed class RegNetTransformer : ITransformer, IDisposable
     {
         var image = inputSchema.GetColumnOrNull(ImageColumnName)
             ?? throw new ArgumentException($"The input has no image column '{ImageColumnName}'.", nameof(inputSchema));
-        bool bytes = image.Type is VectorDataViewType { ItemType: NumberDataViewType n } && n.RawType == typeof(byte);
-        if (!bytes && image.Type is not ImageDataViewType)
-            throw new ArgumentException($"Column '{ImageColumnName}' has type {image.Type}; expected an image or encoded image bytes.", nameof(inputSchema));
-
+        bool bytes = ImageColumns.IsEncodedBytes(image.Type)
+            ?? throw new ArgumentException($"Column '{ImageColumnName}' has type {image.Type}; expected an image or encoded image bytes.", nameof(inputSchema));
+        if (bytes != ImageIsBytes)
+            throw new ArgumentException(bytes
+                ? $"Column '{ImageColumnName}' holds encoded bytes, but this model was trained on images (LoadImages); load the images the same way."
+                : $"Column '{ImageColumnName}' holds images, but this model was trained on encoded bytes (LoadRawImageBytes); load the images the same way.", nameof(inputSchema));
         var builder = new DataViewSchema.Builder();
         builder.AddColumns(inputSchema);
         var slotNames = new DataViewSchema.Annotations.Builder();

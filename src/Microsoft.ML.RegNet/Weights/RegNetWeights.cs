@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Data;
 using Microsoft.ML.RegNet.Models;
@@ -68,7 +67,7 @@ public sealed record WeightFileReport(
 /// <summary>A model built from a file's own metadata, with its load report.</summary>
 public sealed record LoadedRegNet(RegNetModel Model, WeightFileReport Report);
 
-/// <summary>The weights do not fit the model (strict load). The message names the first mismatching tensor and both shapes.</summary>
+/// <summary>The weights do not fit the model (strict <see cref="RegNetWeights.Load"/> or <see cref="StateDictLoader.Load"/>). The message names the first mismatching tensor and both shapes.</summary>
 public sealed class WeightMismatchException : ArgumentException
 {
     public WeightMismatchException(string message, WeightLoadReport report) : base(message) => Report = report;
@@ -95,100 +94,18 @@ public static class RegNetWeights
         ArgumentNullException.ThrowIfNull(model);
         options ??= WeightLoadOptions.Default;
         var format = WeightFormatDetector.Detect(path);
-        var notes = new List<string>();
-        var metadata = new Dictionary<string, string>();
-        var classNames = new List<string>();
-        Dictionary<string, Tensor> source;
-        StateDictLayout layout;
-        string layoutName;
-        PreprocessingSpec preprocessing = PreprocessingSpec.ImageNet;
-        PaddingStyle padding = PaddingStyle.Symmetric;
-        bool convertedBgr = false;
-
-        switch (format)
-        {
-            case WeightFormat.KerasHdf5:
-                {
-                    var (layers, fullModel) = KerasHdf5.Read(path);
-                    var (tensors, hasTop, pairing) = KerasHdf5.ToCanonical(layers, model.Spec);
-                    source = tensors;
-                    layout = StateDictLayout.Timm;
-                    layoutName = $"keras ({pairing})";
-                    preprocessing = PreprocessingSpec.Keras;
-                    padding = PaddingStyle.TensorFlowSame;
-                    notes.Add($"Keras {(fullModel ? "full-model" : "weights-only")} file{(hasTop ? "" : " without top (_notop)")}; layers paired {pairing}; " +
-                              "padding set to TensorFlow 'same'; expects RGB scaled to [0, 1] without mean/std");
-                    break;
-                }
-            case WeightFormat.PyTorch:
-                {
-                    var (tensors, wrapper) = TorchPickle.ReadStateDict(path);
-                    source = tensors;
-                    if (wrapper is not null) notes.Add($"state dict read from the checkpoint's '{wrapper}' entry");
-                    layout = options.Layout ?? DetectLayout(path, source);
-                    layoutName = layout.Name;
-                    break;
-                }
-            case WeightFormat.Safetensors:
-                {
-                    var (tensors, meta) = Safetensors.Read(path);
-                    (source, metadata) = (tensors, meta);
-                    layout = options.Layout ?? DetectLayout(path, source);
-                    layoutName = layout.Name;
-                    break;
-                }
-            case WeightFormat.RegNetML:
-                {
-                    var (tensors, meta) = Safetensors.Read(path);
-                    (source, metadata) = (tensors, meta);
-                    layout = StateDictLayout.Timm;
-                    layoutName = "regnetml (timm)";
-                    if (meta.TryGetValue(RegNetFile.PreprocessingKey, out var p)) preprocessing = RegNetFile.PreprocessingFromJson(p);
-                    padding = RegNetFile.PaddingFromString(meta.GetValueOrDefault(RegNetFile.PaddingKey));
-                    if (meta.TryGetValue(RegNetFile.ClassNamesKey, out var names))
-                        classNames.AddRange(JsonSerializer.Deserialize<string[]>(names) ?? Array.Empty<string>());
-                    if (meta.TryGetValue(RegNetFile.SpecKey, out var specJson) && !RegNetFile.SpecFromJson(specJson).Equals(model.Spec))
-                        notes.Add($"the file was saved for {RegNetFile.SpecFromJson(specJson)}, the model is {model.Spec}");
-                    break;
-                }
-            default:
-                throw new InvalidDataException($"{path}: unsupported format {format}.");
-        }
-
-        try
-        {
-            if (layout == StateDictLayout.Pycls)
-            {
-                string stem = layout.StemConv + ".weight";
-                if (options.ConvertBgrToRgb && source.TryGetValue(stem, out var w) && w.dim() == 4 && w.shape[1] == 3)
-                {
-                    source[stem] = w.flip(1);
-                    w.Dispose();
-                    convertedBgr = true;
-                    notes.Add("BGR→RGB: pycls weights expect BGR input; the stem convolution's input channels were flipped so the model takes RGB");
-                }
-                else if (!options.ConvertBgrToRgb)
-                {
-                    preprocessing = preprocessing with { Normalization = ImageNormalization.ImageNetBgr };
-                    notes.Add("pycls weights kept as published: feed BGR input");
-                }
-            }
-
-            var status = PrepareClassifier(model, source, layout, options, notes, out var droppedHeadNames);
-            var check = DryRun(model, source, layout, droppedHeadNames);
-            if (options.Strict && !check.IsComplete)
-                throw new WeightMismatchException(MismatchMessage(path, model, layoutName, check), check);
-
-            var report = StateDictLoader.Load(model, source, layout, strict: false);
-            report = report with { Layout = layoutName, Missing = report.Missing.Where(n => !droppedHeadNames.Contains(n)).ToList() };
-            if (status == ClassifierStatus.Reinitialized) ReinitializeClassifier(model);
-            model.Padding = padding;
-            return new WeightFileReport(Path.GetFullPath(path), format, layoutName, report, preprocessing, padding, status, convertedBgr, notes, classNames, metadata);
-        }
-        finally
-        {
-            foreach (var t in source.Values) t.Dispose();
-        }
+        using var source = WeightSource.Read(path, format, model, options);
+        var (tensors, layout, notes) = (source.Tensors, source.Layout, source.Notes);
+        var status = PrepareClassifier(model, tensors, layout, options, notes, out var droppedHeadNames);
+        var plan = StateDictLoader.Plan(model, tensors, layout, droppedHeadNames);
+        var report = plan.Report with { Layout = source.LayoutName };
+        if (options.Strict && !report.IsComplete)
+            throw new WeightMismatchException(MismatchMessage(path, model, source.LayoutName, report), report);
+        plan.Apply();
+        if (status == ClassifierStatus.Reinitialized) ReinitializeClassifier(model);
+        model.Padding = source.Padding;
+        return new WeightFileReport(Path.GetFullPath(path), format, source.LayoutName, report, source.Preprocessing, source.Padding, status,
+            source.ConvertedBgrToRgb, notes, source.ClassNames, source.Metadata);
     }
 
     /// <summary>Builds a model from the file's own description and loads it: the own format (architecture, classes and
@@ -222,6 +139,12 @@ public static class RegNetWeights
                     spec = RegNetSpec.FromName(prefix);
                     var head = layers.LastOrDefault(l => l.Weights.Count == 2 && l.Weights[0].Shape.Length == 2);
                     classes = numClasses ?? (head is null ? 0 : (int)head.Weights[0].Shape[1]);
+                    break;
+                }
+            case WeightFormat.MLNetModel:
+                {
+                    var zip = MLNetModelZip.Read(path);
+                    using (zip.Model) (spec, classes) = (zip.Model.Spec, numClasses ?? zip.Model.NumClasses);
                     break;
                 }
             default:
@@ -265,14 +188,12 @@ public static class RegNetWeights
         Safetensors.Write(path, StateDict(model, StateDictLayout.Timm), meta);
     }
 
-    /// <summary>The safetensors metadata of a file (empty for other formats).</summary>
+    /// <summary>The safetensors metadata of a file (empty for other formats), read from its header alone.</summary>
     public static IReadOnlyDictionary<string, string> ReadMetadata(string path)
     {
         var format = WeightFormatDetector.Detect(path);
         if (format is not (WeightFormat.Safetensors or WeightFormat.RegNetML)) return new Dictionary<string, string>();
-        var (tensors, meta) = Safetensors.Read(path);
-        foreach (var t in tensors.Values) t.Dispose();
-        return meta;
+        return Safetensors.ReadMetadata(path);
     }
 
     private static IEnumerable<KeyValuePair<string, Tensor>> StateDict(RegNetModel model, StateDictLayout layout)
@@ -281,12 +202,6 @@ public static class RegNetWeights
         foreach (var (name, tensor) in model.state_dict())
             yield return new(names.TryGetValue(name, out var mapped) ? mapped : name, tensor);
     }
-
-    private static StateDictLayout DetectLayout(string path, Dictionary<string, Tensor> source) =>
-        StateDictLayout.Detect(source.Keys) ?? throw new InvalidDataException(
-            $"{path}: the tensors use no known RegNet layout (timm, torchvision or pycls): none of " +
-            $"{string.Join(", ", StateDictLayout.Known.Select(l => $"'{l.MarkerKey}'"))} is present. First keys: {string.Join(", ", source.Keys.Take(5))}. " +
-            "Is this a RegNet checkpoint?");
 
     private static ClassifierStatus PrepareClassifier(RegNetModel model, Dictionary<string, Tensor> source, StateDictLayout layout,
         WeightLoadOptions options, List<string> notes, out HashSet<string> dropped)
@@ -323,28 +238,6 @@ public static class RegNetWeights
     {
         foreach (var n in names)
             if (source.Remove(n, out var t)) t.Dispose();
-    }
-
-    // The strict check, done before anything is copied so a failed strict load leaves the model untouched.
-    private static WeightLoadReport DryRun(RegNetModel model, Dictionary<string, Tensor> source, StateDictLayout layout, HashSet<string> ignoredMissing)
-    {
-        var names = layout.TensorNames(model.Spec, model.NumClasses > 0);
-        var missing = new List<string>();
-        var mismatched = new List<ShapeMismatch>();
-        var used = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var (modelName, tensor) in model.state_dict())
-        {
-            string fileName = names.TryGetValue(modelName, out var mapped) ? mapped : modelName;
-            if (!source.TryGetValue(fileName, out var value))
-            {
-                if (!modelName.EndsWith(".num_batches_tracked", StringComparison.Ordinal) && !ignoredMissing.Contains(fileName)) missing.Add(fileName);
-                continue;
-            }
-            used.Add(fileName);
-            if (!value.shape.SequenceEqual(tensor.shape)) mismatched.Add(new ShapeMismatch(modelName, fileName, value.shape, tensor.shape));
-        }
-        var unexpected = source.Keys.Where(k => !used.Contains(k)).ToList();
-        return new WeightLoadReport(layout.Name, Array.Empty<string>(), missing, unexpected, mismatched);
     }
 
     private static string MismatchMessage(string path, RegNetModel model, string layoutName, WeightLoadReport check)

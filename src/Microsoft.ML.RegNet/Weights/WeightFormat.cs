@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.IO.Compression;
 using System.Text.Json;
 using Microsoft.ML.RegNet.Weights.Formats;
 
@@ -15,6 +16,8 @@ public enum WeightFormat
     Safetensors,
     /// <summary>This library's own format: safetensors in timm layout with <c>regnetml.*</c> metadata (architecture, classes, preprocessing).</summary>
     RegNetML,
+    /// <summary>An ML.NET model zip (<c>mlContext.Model.Save</c>) of a pipeline with a RegNet: the weights come from its embedded ONNX export.</summary>
+    MLNetModel,
 }
 
 /// <summary>Recognises a weight file from its content (magic bytes), cross-checked with its extension.</summary>
@@ -25,7 +28,7 @@ public static class WeightFormatDetector
         [".h5"] = WeightFormat.KerasHdf5, [".hdf5"] = WeightFormat.KerasHdf5,
         [".pth"] = WeightFormat.PyTorch, [".pt"] = WeightFormat.PyTorch, [".pyth"] = WeightFormat.PyTorch,
         [".bin"] = WeightFormat.PyTorch, [".ckpt"] = WeightFormat.PyTorch, [".pkl"] = WeightFormat.PyTorch,
-        [".safetensors"] = WeightFormat.Safetensors, [".regnet"] = WeightFormat.RegNetML,
+        [".safetensors"] = WeightFormat.Safetensors, [".regnet"] = WeightFormat.RegNetML, [".zip"] = WeightFormat.MLNetModel,
     };
 
     /// <summary>The format of <paramref name="path"/>.</summary>
@@ -42,7 +45,7 @@ public static class WeightFormatDetector
         WeightFormat? byExtension = Extensions.TryGetValue(ext, out var e) ? e : null;
         if (byContent is null)
             throw new InvalidDataException(
-                $"{path}: unknown weight format: the content is neither Keras HDF5, a torch.save checkpoint nor safetensors" +
+                $"{path}: unknown weight format: the content is neither Keras HDF5, a torch.save checkpoint, safetensors nor an ML.NET model with a RegNet" +
                 (byExtension is { } x ? $" (the extension '{ext}' suggests {x}; the file may be truncated or corrupt)." : "."));
         bool compatible = byExtension is null || byExtension == byContent
             || (byExtension is WeightFormat.Safetensors or WeightFormat.RegNetML && byContent is WeightFormat.Safetensors or WeightFormat.RegNetML);
@@ -61,6 +64,7 @@ public static class WeightFormatDetector
             length = stream.Length;
             stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
         }
+        if (head[0] == 'P' && head[1] == 'K') return ZipContent(path);
         if (TorchPickle.LooksLikeTorchFile(head)) return WeightFormat.PyTorch;
         if (length >= 10)
         {
@@ -69,6 +73,22 @@ public static class WeightFormatDetector
                 return IsRegNetML(path, headerLength) ? WeightFormat.RegNetML : WeightFormat.Safetensors;
         }
         return null;
+    }
+
+    // Both torch.save and ML.NET write zip archives; their entries tell them apart.
+    private static WeightFormat? ZipContent(string path)
+    {
+        try
+        {
+            using var zip = ZipFile.OpenRead(path);
+            if (!zip.Entries.Any(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal)))
+                return MLNetModelZip.IsMLNetModel(zip) ? WeightFormat.MLNetModel : null;
+        }
+        catch (InvalidDataException)
+        {
+            // A damaged zip: the torch reader reports what is wrong with it.
+        }
+        return WeightFormat.PyTorch;
     }
 
     private static bool IsRegNetML(string path, long headerLength)

@@ -104,6 +104,66 @@ public sealed class ImageBatchPipelineTests
         AssertSame(all.Skip(1).ToList(), Collect(new ImageBatchPipeline(noShuffle), data, epoch: 0, skip: 1));
     }
 
+    private sealed class CountedIn
+    {
+        [VectorType]
+        public byte[] Image { get; set; } = [];
+    }
+
+    private sealed class CountedOut
+    {
+        [VectorType]
+        public byte[] Counted { get; set; } = [];
+    }
+
+    [TestMethod]
+    [DataRow(true)]
+    [DataRow(false)]
+    public void ResumingReadsAndDecodesOnlyTheRowsOfTheRemainingBatches(bool shuffle)
+    {
+        var ml = new MLContext(1);
+        long reads = 0;
+        var source = MakeData(ml, 14);
+        // Counts every time the image column's getter runs, i.e. every file a LoadRawImageBytes column would read.
+        var data = ml.Transforms.CustomMapping<CountedIn, CountedOut>((i, o) =>
+        {
+            Interlocked.Increment(ref reads);
+            o.Counted = i.Image;
+        }, contractName: null).Fit(source).Transform(source);
+        var options = Options(2) with { ImageColumn = "Counted", Shuffle = shuffle };
+
+        var full = new ImageBatchPipeline(options);
+        var all = Collect(full, data, epoch: 2);
+        Assert.AreEqual(14, Interlocked.Exchange(ref reads, 0));
+        Assert.AreEqual(14, full.ImagesRead);
+
+        var resumed = new ImageBatchPipeline(options);
+        AssertSame(all.Skip(2).ToList(), Collect(resumed, data, epoch: 2, skip: 2));
+        Assert.AreEqual(6, Interlocked.Read(ref reads), "rows read: only those of batches 2 and 3");
+        Assert.AreEqual(6, resumed.ImagesRead, "images decoded");
+        // Skipping every batch reads nothing.
+        Interlocked.Exchange(ref reads, 0);
+        Assert.IsEmpty(Collect(new ImageBatchPipeline(options), data, epoch: 2, skip: 4));
+        Assert.AreEqual(0, Interlocked.Read(ref reads));
+    }
+
+    [TestMethod]
+    public void ShuffleBufferAndBatcherArePureFunctionsOfTheirInputs()
+    {
+        AugmentationRandom Random() => AugmentationRandom.ForEpoch(3, 1, purpose: 1);
+        var items = Enumerable.Range(0, 23).ToArray();
+        var order = ShuffleBuffer.Shuffle(items, 5, Random()).ToArray();
+        CollectionAssert.AreEquivalent(items, order);
+        CollectionAssert.AreNotEqual(items, order);
+        // The order depends on positions only: other items in the same places come out in the same places.
+        CollectionAssert.AreEqual(order.Select(i => "x" + i).ToArray(), ShuffleBuffer.Shuffle(items.Select(i => "x" + i), 5, Random()).ToArray());
+        var batches = Batcher.Batches(order, 4, skipBatches: 2, dropLast: false).ToList();
+        CollectionAssert.AreEqual(new[] { 2, 3, 4, 5 }, batches.Select(b => b.Index).ToArray());
+        CollectionAssert.AreEqual(order.Skip(8).Take(4).ToArray(), batches[0].Items);
+        Assert.HasCount(3, batches[^1].Items);
+        Assert.HasCount(3, Batcher.Batches(order, 4, skipBatches: 2, dropLast: true).ToList());
+    }
+
     [TestMethod]
     public void EvaluationBatchesEqualTheEvaluationCropNormalised()
     {

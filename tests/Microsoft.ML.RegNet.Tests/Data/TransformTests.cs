@@ -234,7 +234,6 @@ public sealed class TransformTests
 
     [TestMethod]
     [DataRow("decode_gray.png", 0)]
-    [DataRow("decode_rgba.png", 0)]
     [DataRow("decode_cmyk.jpg", 3)]
     public void DecoderTurnsGrayAlphaAndCmykIntoRgb(string file, int tolerance)
     {
@@ -244,6 +243,21 @@ public sealed class TransformTests
         Assert.HasCount(expected.Length, actual);
         int maxDiff = expected.Zip(actual, (a, b) => Math.Abs(a - b)).Max();
         Assert.IsLessThanOrEqualTo(tolerance, maxDiff, $"{file}: max difference from PIL convert('RGB')");
+    }
+
+    [TestMethod]
+    public void DecoderComposesTransparentPixelsOverBlack()
+    {
+        // PIL's convert("RGB") keeps the colour under transparent pixels; composed over black it is colour × alpha / 255.
+        var pil = File.ReadAllBytes(TestImages.Fixture("decode_rgba.png.expected.rgb"));
+        using var codec = SkiaSharp.SKCodec.Create(TestImages.Fixture("decode_rgba.png"));
+        using var unpremul = SkiaSharp.SKBitmap.Decode(codec, codec.Info.WithAlphaType(SkiaSharp.SKAlphaType.Unpremul));
+        var alpha = unpremul.Pixels.Select(c => c.Alpha).ToArray();
+        var expected = pil.Select((v, i) => (int)Math.Round(v * alpha[i / 3] / 255.0, MidpointRounding.AwayFromZero)).ToArray();
+        var actual = ImageDecoder.DecodeFile(TestImages.Fixture("decode_rgba.png")).Pixels.ToArray();
+        Assert.HasCount(expected.Length, actual);
+        Assert.IsLessThanOrEqualTo(1, expected.Zip(actual, (a, b) => Math.Abs(a - b)).Max(), "PIL's RGB composed over black");
+        Assert.IsTrue(alpha.Any(a => a is > 0 and < 255), "the fixture has partly transparent pixels");
     }
 
     [TestMethod]

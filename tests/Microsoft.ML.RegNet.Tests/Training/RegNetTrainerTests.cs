@@ -223,13 +223,13 @@ public sealed class RegNetTransformerPersistenceTests
         for (int i = 0; i < before.Count; i++)
         {
             Assert.AreEqual(before[i].PredictedLabelText, after[i].PredictedLabelText, $"row {i}");
-            for (int c = 0; c < 2; c++) Assert.AreEqual(before[i].Score[c], after[i].Score[c], 2e-2, $"row {i} class {c}");
+            for (int c = 0; c < 2; c++) Assert.AreEqual(before[i].Score[c], after[i].Score[c], 1e-4, $"row {i} class {c}");
         }
         var engine = ml.Model.CreatePredictionEngine<TinyImageData.Row, Scored>(loaded);
         Assert.AreEqual(before[0].PredictedLabelText, engine.Predict(data.Rows[0]).PredictedLabelText);
     }
 
-    /// <summary>A tiny model trained on 32×32 images with the whole image as evaluation crop, as saved pipelines expect.</summary>
+    /// <summary>A tiny model trained on 32×32 images with the whole image as evaluation crop.</summary>
     internal static RegNetTrainer.Options SaveableOptions() => new()
     {
         Spec = RegNetSpec.Create(depth: 4, w0: 8, wa: 8, wm: 2, groupWidth: 8), ImageSize = 32, BatchSize = 8, MaxEpochs = 2,

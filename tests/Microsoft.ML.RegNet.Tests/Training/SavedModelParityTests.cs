@@ -156,6 +156,69 @@ public sealed class SavedModelParityTests
     }
 
     [TestMethod]
+    public void PredictionEnginesOnEightThreadsGiveTheSingleThreadedResultsWithFlatMemory()
+    {
+        // As ML.NET apps deploy (PredictionEnginePool): one engine per thread over one shared model.
+        var (ml, view, model) = Fit(Options(32, 0.875), rawBytes: false);
+        var loaded = SaveAndLoad(ml, model, view.Schema, registerDecoder: false);
+        foreach (var (name, transformer) in new[] { ("fitted", model), ("loaded", loaded) })
+        {
+            // The engines share the model: they must not dispose it (ML.NET's default for an engine is to own its model).
+            var shared = new PredictionEngineOptions { OwnsTransformer = false };
+            List<Prediction> reference;
+            using (var engine = ml.Model.CreatePredictionEngine<ImageRow, Prediction>(transformer, shared))
+                reference = _rows.Select(r => Copy(engine.Predict(r))).ToList();
+            const int threads = 8, perThread = 500;
+            long before = 0;
+            var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
+            void Run(int from, int count)
+            {
+                Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+                {
+                    using var engine = ml.Model.CreatePredictionEngine<ImageRow, Prediction>(transformer, shared);
+                    for (int i = from; i < from + count; i++)
+                    {
+                        int row = (i * 7 + t) % _rows.Count;
+                        var p = engine.Predict(_rows[row]);
+                        if (p.PredictedClass != reference[row].PredictedClass || !p.Score.SequenceEqual(reference[row].Score))
+                            failures.Add($"{name}: thread {t}, prediction {i}, row {row}");
+                    }
+                });
+            }
+            Run(0, 50); // warm-up: allocators and thread pools reach their working size
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            before = Environment.WorkingSet;
+            Run(50, perThread - 50);
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            long growth = Environment.WorkingSet - before;
+            Assert.IsEmpty(failures, $"{failures.Count} predictions differ from the single-threaded ones, e.g. {failures.FirstOrDefault()}");
+            Assert.IsLessThan(150L << 20, growth, $"{name}: resident memory grew by {growth >> 20} MiB over {threads * (perThread - 50)} predictions");
+        }
+    }
+
+    [TestMethod]
+    public void SavingOverAnExistingModelNeedsNothingThatCanFail()
+    {
+        // ML.NET's Model.Save(path) truncates the file before any transformer is asked to save itself, so a transformer
+        // that failed there would destroy the user's previous model. The RegNet transformer exports its network when it is
+        // made, so saving works even after it was disposed, and a model on encoded bytes saves as well.
+        var (ml, view, model) = Fit(Options(32, 0.875), rawBytes: true);
+        var expected = ml.Data.CreateEnumerable<Prediction>(model.Transform(view), false).ToList();
+        string path = Path.Combine(_folder, "existing.zip");
+        ml.Model.Save(model, view.Schema, path);
+        var regnet = ((IEnumerable<ITransformer>)model).OfType<RegNetTransformer>().Single();
+        regnet.Dispose();
+        Assert.ThrowsExactly<ObjectDisposedException>(() => model.Transform(view));
+        ml.Model.Save(model, view.Schema, path); // over the existing file, with the trained network disposed
+        var fresh = new MLContext();
+        fresh.ComponentCatalog.RegisterAssembly(typeof(RegNetImageBytesDecoder).Assembly);
+        var loaded = fresh.Model.Load(path, out _);
+        AssertSame(expected, ml.Data.CreateEnumerable<Prediction>(loaded.Transform(view), false).ToList(), "saved after Dispose");
+    }
+
+    [TestMethod]
     public void InProcessEvaluationPixelsAreMLNetResizeThenTheCentredWindow()
     {
         // Independent reference: ML.NET's own ResizeImages + ExtractPixels, windowed by hand at ceil((R − S) / 2).

@@ -150,4 +150,16 @@ public sealed class BadInputTests
         Assert.ThrowsExactly<NotSupportedException>(() => RegNetWeights.LoadModel(PathOf("tiny_y_timm.pth")));
         Assert.ThrowsExactly<NotSupportedException>(() => RegNetWeights.LoadModel(PathOf("tiny_y.h5"))); // custom, not a zoo prefix
     }
+    [TestMethod]
+    public void StrictStateDictLoaderFailureThrowsTheMismatchTypeAndLeavesTheModelUntouched()
+    {
+        using var model = new RegNetModel(TinyX, NumClasses);
+        using var source = new RegNetModel(TinyY, NumClasses); // Y: SE tensors the X model lacks
+        var before = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
+        var e = Assert.ThrowsExactly<WeightMismatchException>(() => StateDictLoader.Load(model, source.state_dict(), Microsoft.ML.RegNet.Weights.Layouts.StateDictLayout.Timm));
+        Assert.IsNotEmpty(e.Report.Unexpected);
+        foreach (var (name, tensor) in model.state_dict())
+            CollectionAssert.AreEqual(before[name].bytes.ToArray(), tensor.bytes.ToArray(), name);
+        foreach (var t in before.Values) t.Dispose();
+    }
 }

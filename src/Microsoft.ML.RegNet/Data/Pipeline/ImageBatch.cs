@@ -43,5 +43,9 @@ public sealed class ImageBatch : IDisposable
     }
 }
 
-/// <summary>A row that could not be used, and why.</summary>
-public readonly record struct BadRow(long RowIndex, string Reason);
+/// <summary>A row that could not be used (<see cref="RowIndex"/>, its cursor position) and why (<see cref="Reason"/>).</summary>
+public readonly record struct BadRow(long RowIndex, string Reason)
+{
+    /// <summary>"row 17: reason".</summary>
+    public override string ToString() => $"row {RowIndex}: {Reason}";
+}

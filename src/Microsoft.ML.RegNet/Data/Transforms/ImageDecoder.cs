@@ -7,8 +7,10 @@ namespace Microsoft.ML.RegNet.Data.Transforms;
 
 /// <summary>
 /// Decodes encoded images (JPEG, PNG, WebP, GIF, BMP… whatever SkiaSharp reads) to <see cref="RgbImage"/>.
-/// Grayscale, palette and CMYK/YCCK images are converted to RGB by the codec; an alpha channel is dropped after
-/// un-premultiplying (the colour under a transparent pixel is kept, as PIL's <c>convert("RGB")</c> does).
+/// Grayscale, palette and CMYK/YCCK images are converted to RGB by the codec. Transparent pixels are composed over
+/// black (each colour channel × alpha / 255, rounded), exactly as ML.NET's <c>LoadImages</c> does (its <c>MLImage</c> holds
+/// premultiplied pixels), so a data set trains the same whether it is loaded with <c>LoadImages</c> or
+/// <c>LoadRawImageBytes</c>. PIL's <c>convert("RGB")</c> differs: it keeps the colour under a transparent pixel.
 /// EXIF orientation is not applied (neither PIL nor OpenCV's pycls loader applies it by default).
 /// </summary>
 public static class ImageDecoder
@@ -27,18 +29,34 @@ public static class ImageDecoder
     /// one otherwise, so a worker decoding many images allocates only when it meets a bigger one. The returned image
     /// wraps the buffer, so it is valid until the next call with the same buffer.
     /// </summary>
-    public static RgbImage Decode(ReadOnlySpan<byte> encoded, string? source, ref byte[]? buffer)
+    public static RgbImage Decode(ReadOnlySpan<byte> encoded, string? source, ref byte[]? buffer) =>
+        TryDecode(encoded, ref buffer, out string? problem) ?? throw new InvalidDataException($"{source ?? "image"}: {problem}");
+
+    /// <summary>Like <see cref="Decode(ReadOnlySpan{byte}, string?, ref byte[])"/>, but a file that is not a decodable image
+    /// gives null and what is wrong with it (the input pipeline reports it per row instead of throwing).</summary>
+    internal static RgbImage? TryDecode(ReadOnlySpan<byte> encoded, ref byte[]? buffer, out string? problem)
     {
-        string name = source ?? "image";
+        problem = null;
         if (encoded.IsEmpty)
-            throw new InvalidDataException($"{name}: the image is empty (0 bytes).");
+        {
+            problem = "the image is empty (0 bytes).";
+            return null;
+        }
         using var data = SKData.CreateCopy(encoded);
-        using var codec = SKCodec.Create(data)
-            ?? throw new InvalidDataException($"{name}: not a decodable image ({encoded.Length} bytes; unknown format or corrupt header).");
+        using var codec = SKCodec.Create(data);
+        if (codec is null)
+        {
+            problem = $"not a decodable image ({encoded.Length} bytes; unknown format or corrupt header).";
+            return null;
+        }
         int width = codec.Info.Width, height = codec.Info.Height;
         if (width <= 0 || height <= 0)
-            throw new InvalidDataException($"{name}: the image has no pixels ({width}×{height}).");
-        var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        {
+            problem = $"the image has no pixels ({width}×{height}).";
+            return null;
+        }
+        // Premultiplied, as SKBitmap.Decode (and so MLImage) decodes: dropping alpha then leaves the pixel composed over black.
+        var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Premul);
         int rgbaLength = checked(width * height * 4);
         byte[] rgba = ArrayPool<byte>.Shared.Rent(rgbaLength);
         try
@@ -50,7 +68,10 @@ public static class ImageDecoder
                     result = codec.GetPixels(info, (IntPtr)p);
             }
             if (result != SKCodecResult.Success)
-                throw new InvalidDataException($"{name}: decoding failed ({result}; the file is truncated or corrupt).");
+            {
+                problem = $"decoding failed ({result}; the file is truncated or corrupt).";
+                return null;
+            }
             int rgbLength = checked(width * height * 3);
             if (buffer is null || buffer.Length < rgbLength) buffer = new byte[rgbLength];
             var image = new RgbImage(width, height, buffer);
@@ -78,21 +99,25 @@ public static class ImageDecoder
         return Decode(bytes, path);
     }
 
-    /// <summary>Copies an ML.NET image (BGRA or RGBA, 4 bytes per pixel) to RGB, dropping alpha.</summary>
+    /// <summary>Copies an ML.NET image (BGRA or RGBA, 4 bytes per pixel) to RGB, dropping alpha. Images from
+    /// <c>LoadImages</c> are premultiplied, so transparent pixels come out composed over black, as <see cref="Decode(ReadOnlySpan{byte}, string?)"/> does.</summary>
     public static RgbImage FromMLImage(MLImage image, string? source = null)
     {
         ArgumentNullException.ThrowIfNull(image);
-        string name = source ?? "image";
+        return TryFromMLImage(image, out string? problem) ?? throw new InvalidDataException($"{source ?? "image"}: {problem}");
+    }
+
+    /// <summary>Like <see cref="FromMLImage"/>, but an unusable image gives null and what is wrong with it.</summary>
+    internal static RgbImage? TryFromMLImage(MLImage image, out string? problem)
+    {
+        problem = null;
         if (image.Width <= 0 || image.Height <= 0)
-            throw new InvalidDataException($"{name}: the image has no pixels ({image.Width}×{image.Height}).");
-        bool bgra = image.PixelFormat switch
-        {
-            MLPixelFormat.Bgra32 => true,
-            MLPixelFormat.Rgba32 => false,
-            _ => throw new InvalidDataException($"{name}: unsupported pixel format {image.PixelFormat}."),
-        };
+            problem = $"the image has no pixels ({image.Width}×{image.Height}).";
+        else if (image.PixelFormat is not (MLPixelFormat.Bgra32 or MLPixelFormat.Rgba32))
+            problem = $"unsupported pixel format {image.PixelFormat}.";
+        if (problem is not null) return null;
         var rgb = new RgbImage(image.Width, image.Height);
-        RgbaToRgb(image.Pixels, rgb.Pixels, swapRedBlue: bgra);
+        RgbaToRgb(image.Pixels, rgb.Pixels, swapRedBlue: image.PixelFormat == MLPixelFormat.Bgra32);
         return rgb;
     }
 

@@ -48,6 +48,7 @@ public static class KerasHdf5
                 throw new InvalidDataException("the HDF5 file has no 'layer_names' attribute, so it is not a Keras 2 weight file " +
                     "(Keras 3 '.weights.h5' and '.keras' files are not supported; re-save with tf.keras save_weights('x.h5')).");
             var layers = new List<KerasFileLayer>();
+            var budget = new SizeBudget(new FileInfo(path).Length);
             foreach (string layerName in ReadStrings(root.Attribute("layer_names")))
             {
                 var group = root.Group(layerName);
@@ -57,6 +58,7 @@ public static class KerasHdf5
                 {
                     var dataset = group.Dataset(weightName);
                     long[] shape = dataset.Space.Dimensions.Select(d => checked((long)d)).ToArray();
+                    budget.Take($"{layerName}/{weightName}", shape);
                     float[] values = dataset.Read<float[]>();
                     if (values.LongLength != shape.Aggregate(1L, (a, b) => a * b))
                         throw new InvalidDataException($"dataset {layerName}/{weightName} holds {values.Length} values for shape [{string.Join(", ", shape)}].");
@@ -73,6 +75,30 @@ public static class KerasHdf5
         catch (Exception e) when (e is not OutOfMemoryException and not UnsafePickleException)
         {
             throw new InvalidDataException($"{path}: not a readable Keras HDF5 file (truncated or corrupt?): {e.GetType().Name}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Keras writes datasets uncompressed, so together they take about as many bytes as the file; a dataset that
+    /// declares far more (a forged dataspace) is refused before it is read. The slack admits small files' overheads.</summary>
+    private sealed class SizeBudget(long fileLength)
+    {
+        private readonly long _limit = 2 * fileLength + (16L << 20);
+        private long _total;
+
+        public void Take(string dataset, long[] shape)
+        {
+            try
+            {
+                _total = checked(_total + shape.Aggregate((long)sizeof(float), (a, b) => checked(a * b)));
+            }
+            catch (OverflowException)
+            {
+                throw new InvalidDataException($"dataset {dataset} declares shape [{string.Join(", ", shape)}], whose size overflows 64 bits.");
+            }
+            if (_total > _limit)
+                throw new InvalidDataException(
+                    $"dataset {dataset} declares shape [{string.Join(", ", shape)}], bringing the weights to {_total} bytes as float32 from a file of " +
+                    $"{fileLength} bytes; refused before reading it.");
         }
     }
 
