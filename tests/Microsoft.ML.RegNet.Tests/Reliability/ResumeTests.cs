@@ -213,7 +213,7 @@ public sealed class ResumeTests
             var options = TinyOptions(epochs: 5);
             options.WorkspacePath = workspace;
             options.CheckpointEveryNSteps = 1;
-            options.LearningRate = 1e8;
+            options.LearningRate = 1e12;
             options.WeightDecay = 0;
             var e = Assert.ThrowsExactly<InvalidOperationException>(() => Fit(data.Rows, options));
             StringAssert.Contains(e.Message, "Lower the learning rate");
