@@ -107,8 +107,15 @@ public sealed partial class RegNetTrainer
 
         /// <summary>Folder under which each Fit writes runs/&lt;yyyyMMdd-HHmmss&gt;-&lt;arch&gt;/ (null: no run folder).</summary>
         public string? WorkspacePath;
-        /// <summary>Continue a run: a run folder (its latest checkpoint) or a checkpoint file.</summary>
+        /// <summary>Continue a run: a run folder (its latest checkpoint) or a checkpoint file. A checkpoint inside a run
+        /// folder's checkpoints/ continues that run folder. Options that would change the resumed training (architecture,
+        /// batch size, optimizer, data, …) must match the run's config.json; MaxEpochs, threads, logging and checkpoint
+        /// cadence may change and are logged.</summary>
         public string? ResumeFrom;
+        /// <summary>Resume from the run's checkpoints/previous.ckpt (the checkpoint latest.ckpt replaced) instead of
+        /// latest.ckpt, e.g. after latest.ckpt was refused as damaged. latest.ckpt is then kept as latest.replaced.ckpt
+        /// (as it is when ResumeFrom names previous.ckpt itself).</summary>
+        public bool ResumeFromPreviousCheckpoint;
         /// <summary>Write the latest checkpoint every N steps as well as at the end of every epoch (0: epochs only).</summary>
         public int CheckpointEveryNSteps;
 
@@ -123,7 +130,8 @@ public sealed partial class RegNetTrainer
         /// <summary>Receives metrics every <see cref="LogEveryNSteps"/> steps and at the end of every epoch.</summary>
         public Action<RegNetTrainingMetrics>? MetricsCallback;
         public int LogEveryNSteps = 50;
-        /// <summary>Stops training cleanly; Fit then returns the model as it was after the last completed step.</summary>
+        /// <summary>Stops training cleanly; Fit then returns the model as it was after the last completed step (and writes
+        /// latest.ckpt with a workspace). Already cancelled when Fit starts: Fit throws <see cref="OperationCanceledException"/>.</summary>
         public CancellationToken CancellationToken;
 
         /// <summary>The recipe behind the Keras RegNets (training_recipe.md §1): AdamW with TFA-style constant decay,

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json.Nodes;
 using Microsoft.ML.Data;
 using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Data.Mixing;
@@ -88,8 +89,10 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
     public RegNetTransformer Fit(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        TorchRuntime.EnsureAvailable();
         var o = TrainerOptions;
+        // Cancelled before anything was trained: there is no model to return.
+        o.CancellationToken.ThrowIfCancellationRequested();
+        TorchRuntime.EnsureAvailable();
         var columns = InputColumns.Resolve(input.Schema, o.LabelColumnName, o.ImageColumnName, "training data");
         IDataView train = input;
         IDataView? validation = o.ValidationSet;
@@ -144,6 +147,8 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         private readonly int _seed;
         private readonly IChannel _channel;
         private RunDirectory? _run;
+        private CheckpointPolicy _checkpoints = null!;
+        private int _stepsPerEpoch;
         private RegNetTrainingMetrics? _lastTrain;
         private RegNetTrainingMetrics? _lastValidation;
         private string _stopReason = "completed";
@@ -165,7 +170,9 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
 
         public void Run(IDataView train, IDataView? validation)
         {
-            LoadStartingWeights();
+            if (_o.ResumeFrom is null) LoadStartingWeights();
+            else if (_o.StartingWeightsPath is not null || _o.StartingModel is not null)
+                _channel.Info(MessageSensitivity.None, "Resuming: the starting weights are not loaded, the checkpoint's weights are.");
             var trainable = Freeze();
             var (optimizer, decay) = CreateOptimizer(trainable);
             using var _ = optimizer;
@@ -185,53 +192,50 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
             var mixer = new BatchMixer(_o.Mixing, _columns.ClassCount, _o.LabelSmoothing);
             double lrScale = _o.LearningRateReferenceBatchSize is { } reference ? (double)_o.BatchSize / reference : 1.0;
 
-            var state = new TrainingState(0, 0, 0, _o.EarlyStopping?.Worst ?? double.NegativeInfinity, 0, _model.Spec.ToString(), _columns.ClassCount);
-            OpenRunFolder(ref state, optimizer);
-            int stepsPerEpoch = StepsPerEpoch(train);
+            var state = new TrainingState(0, 0, 0, CheckpointPolicy.InitialBest(_o.EarlyStopping), 0, _model.Spec.ToString(), _columns.ClassCount);
+            long rows = CountRows(train);
+            int stepsPerEpoch = (int)((rows + _o.BatchSize - 1) / _o.BatchSize);
+            _stepsPerEpoch = stepsPerEpoch;
+            OpenRunFolder(ref state, optimizer, rows);
+            if (_o.CancellationToken.IsCancellationRequested && state.GlobalStep == 0)
+            {
+                _run?.Dispose();
+                _o.CancellationToken.ThrowIfCancellationRequested();
+            }
             var schedule = new LearningRateSchedule(_o.LearningRate * lrScale, _o.MaxEpochs, stepsPerEpoch, _o.Schedule, _o.ScheduleGranularity,
                 _o.WarmupEpochs, _o.WarmupFactor, _o.StepMilestones, _o.StepGamma);
+            var session = new TrainingSession(_model, optimizer, decay, schedule, mixer, _seed, _frozen, state);
+            _sinks = new List<IMetricsSink>();
+            if (_run is not null) _sinks.Add(_run);
+            if (_o.MetricsCallback is { } callback) _sinks.Add(new DelegateMetricsSink(callback));
+            _sinks.Add(new DelegateMetricsSink(m => _channel.Info(MessageSensitivity.None, m.ToString())));
 
             try
             {
-                for (int epoch = state.Epoch; epoch < _o.MaxEpochs; epoch++)
+                for (int epoch = session.State.Epoch; epoch < _o.MaxEpochs; epoch++)
                 {
                     _channel.Trace(MessageSensitivity.None, $"Starting epoch {epoch}");
-                    bool completed = TrainEpoch(train, epoch, state.BatchInEpoch, trainPipeline, mixer, optimizer, decay, schedule, ref state);
+                    bool completed = TrainEpoch(train, session, trainPipeline);
                     if (!completed)
                     {
                         _stopReason = "cancelled";
-                        _channel.Warning(MessageSensitivity.None, $"Training cancelled in epoch {epoch} after {state.GlobalStep} steps; returning the current weights.");
+                        _channel.Warning(MessageSensitivity.None, $"Training cancelled in epoch {epoch} after {session.State.GlobalStep} steps; returning the current weights.");
                         return;
                     }
-                    state = state with { Epoch = epoch + 1, BatchInEpoch = 0 };
+                    session.State = session.State with { Epoch = epoch + 1, BatchInEpoch = 0 };
                     if (validation is not null)
                     {
-                        var metrics = Evaluate(evalPipeline, validation, epoch, state.GlobalStep, schedule.At(epoch, stepsPerEpoch));
+                        var metrics = session.Evaluate(evalPipeline, validation, epoch, session.State.GlobalStep, schedule.At(epoch, stepsPerEpoch), _o.CancellationToken);
                         _lastValidation = metrics;
                         Report(metrics);
-                        if (_o.EarlyStopping is { } stopping)
-                        {
-                            double value = stopping.Pick(metrics);
-                            bool improved = stopping.Improves(value, state.BestMetric);
-                            state = improved
-                                ? state with { BestMetric = value, EpochsWithoutImprovement = 0 }
-                                : state with { EpochsWithoutImprovement = state.EpochsWithoutImprovement + 1 };
-                            if (improved && _run is not null) Checkpoint.Save(_run.BestCheckpoint, state, _model, optimizer);
-                        }
-                        else if (_run is not null && metrics.Accuracy > state.BestMetric)
-                        {
-                            state = state with { BestMetric = metrics.Accuracy };
-                            Checkpoint.Save(_run.BestCheckpoint, state, _model, optimizer);
-                        }
+                        session.State = _checkpoints.AfterValidation(session.State, metrics);
+                        FaultPoints.Hit("epoch:validated");
                     }
-                    if (_run is not null)
+                    _checkpoints.SaveLatest(session.State);
+                    _run?.PlotCurves();
+                    if (_checkpoints.StopReason(session.State, epoch) is { } reason)
                     {
-                        Checkpoint.Save(_run.LatestCheckpoint, state, _model, optimizer);
-                        _run.PlotCurves();
-                    }
-                    if (_o.EarlyStopping is { } es && state.EpochsWithoutImprovement >= es.Patience)
-                    {
-                        _stopReason = $"early stopping after epoch {epoch} ({es.Metric} did not improve by {es.MinDelta} for {es.Patience} epochs)";
+                        _stopReason = reason;
                         _channel.Info(MessageSensitivity.None, _stopReason);
                         return;
                     }
@@ -246,13 +250,13 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         }
 
         // Returns false when cancelled.
-        private bool TrainEpoch(IDataView train, int epoch, int skipBatches, ImageBatchPipeline pipeline, BatchMixer mixer, OptimizerHelper optimizer,
-            WeightDecay decay, LearningRateSchedule schedule, ref TrainingState state)
+        private bool TrainEpoch(IDataView train, TrainingSession session, ImageBatchPipeline pipeline)
         {
-            SetTrainMode();
-            var window = new Accumulator();
-            var whole = new Accumulator();
-            int stepInEpoch = skipBatches;
+            session.SetTrainMode();
+            int epoch = session.State.Epoch, skipBatches = session.State.BatchInEpoch;
+            var window = new MetricsAccumulator();
+            var whole = new MetricsAccumulator();
+            double lr = session.Schedule.At(epoch, skipBatches);
             using var batches = pipeline.Read(train, epoch, skipBatches, _o.CancellationToken).GetEnumerator();
             while (true)
             {
@@ -262,102 +266,58 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
                 }
                 catch (OperationCanceledException) when (_o.CancellationToken.IsCancellationRequested)
                 {
-                    return SaveOnCancel(state, optimizer);
+                    return SaveOnCancel(session.State);
                 }
-                var batch = batches.Current;
-                using (batch)
-                using (var scope = NewDisposeScope())
+                using (var batch = batches.Current)
                 {
-                    if (_o.CancellationToken.IsCancellationRequested) return SaveOnCancel(state, optimizer);
-                    double lr = schedule.At(epoch, stepInEpoch);
-                    foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
-
-                    var labels = batch.Labels!;
-                    var random = AugmentationRandom.ForEpoch(_seed, epoch, purpose: 0x4D49580000000000UL + (ulong)batch.Index);
-                    var (images, targets, _) = mixer.Mix(batch.Images, labels, random);
-
-                    optimizer.zero_grad();
-                    var logits = _model.call(images);
-                    var loss = -(targets * nn.functional.log_softmax(logits, 1)).sum(1).mean();
-                    double lossValue = loss.item<float>();
-                    if (!double.IsFinite(lossValue))
+                    if (_o.CancellationToken.IsCancellationRequested) return SaveOnCancel(session.State);
+                    var step = session.Step(batch);
+                    if (!step.IsFinite)
                         throw new InvalidOperationException(
-                            $"The training loss became {lossValue} at epoch {epoch}, step {stepInEpoch}. Lower the learning rate or check the data. " +
-                            (_run is null ? "No checkpoint was written (set WorkspacePath to keep them)." : $"The last good checkpoint is {_run.LatestCheckpoint}."));
-                    loss.backward();
-                    decay.Apply(lr);
-                    optimizer.step();
-
-                    var (correct, correct5) = Hits(logits, labels);
-                    window.Add(lossValue, correct, correct5, batch.Count);
-                    whole.Add(lossValue, correct, correct5, batch.Count);
-                    stepInEpoch++;
-                    state = state with { BatchInEpoch = stepInEpoch, GlobalStep = state.GlobalStep + 1 };
+                            $"The training loss became {step.Loss} at epoch {epoch}, step {session.State.BatchInEpoch}. Lower the learning rate or check the data. " +
+                            _checkpoints.LastGoodSentence);
+                    lr = step.LearningRate;
+                    window.Add(step);
+                    whole.Add(step);
+                    var state = session.State;
                     if (state.GlobalStep % _o.LogEveryNSteps == 0)
                     {
                         _lastTrain = window.ToMetrics(MetricsPhase.TrainSteps, epoch, state.GlobalStep, lr);
                         Report(_lastTrain);
-                        window = new Accumulator();
+                        window = new MetricsAccumulator();
                     }
-                    if (_run is not null && _o.CheckpointEveryNSteps > 0 && state.GlobalStep % _o.CheckpointEveryNSteps == 0)
-                        Checkpoint.Save(_run.LatestCheckpoint, state, _model, optimizer);
+                    // After an epoch's last step the epoch-end checkpoint follows; writing both would make previous.ckpt a copy of latest.
+                    if (_o.CheckpointEveryNSteps > 0 && state.GlobalStep % _o.CheckpointEveryNSteps == 0 && state.BatchInEpoch < _stepsPerEpoch)
+                        _checkpoints.SaveLatest(state);
+                    FaultPoints.Hit("step");
                 }
             }
-            if (_o.CancellationToken.IsCancellationRequested) return SaveOnCancel(state, optimizer);
+            if (_o.CancellationToken.IsCancellationRequested) return SaveOnCancel(session.State);
+            // Resumed from a checkpoint written after the epoch's last step: nothing of the epoch is left to train.
+            if (whole.Images == 0 && skipBatches > 0 && skipBatches >= _stepsPerEpoch) return true;
             if (whole.Images == 0)
                 throw new InvalidOperationException(epoch == 0 && skipBatches == 0
                     ? "The training data is empty (no row had a decodable image and a label)."
                     : $"Epoch {epoch} produced no batches.");
-            _lastTrain = whole.ToMetrics(MetricsPhase.TrainEpoch, epoch, state.GlobalStep, schedule.At(epoch, stepInEpoch - 1));
+            _lastTrain = whole.ToMetrics(MetricsPhase.TrainEpoch, epoch, session.State.GlobalStep, lr);
             Report(_lastTrain);
             return true;
         }
 
-        private bool SaveOnCancel(TrainingState state, OptimizerHelper optimizer)
+        private bool SaveOnCancel(TrainingState state)
         {
-            if (_run is not null) Checkpoint.Save(_run.LatestCheckpoint, state, _model, optimizer);
+            _checkpoints.SaveLatest(state);
             return false;
         }
 
-        private RegNetTrainingMetrics Evaluate(ImageBatchPipeline pipeline, IDataView data, int epoch, long step, double lr)
-        {
-            _model.eval();
-            var acc = new Accumulator();
-            using (no_grad())
-            {
-                foreach (var batch in pipeline.Read(data, epoch: 0, 0, _o.CancellationToken))
-                {
-                    using (batch)
-                    using (var scope = NewDisposeScope())
-                    {
-                        var logits = _model.call(batch.Images);
-                        var loss = nn.functional.cross_entropy(logits, batch.Labels!);
-                        var (c1, c5) = Hits(logits, batch.Labels!);
-                        acc.Add(loss.item<float>(), c1, c5, batch.Count);
-                    }
-                }
-            }
-            SetTrainMode();
-            return acc.ToMetrics(MetricsPhase.Validation, epoch, step, lr);
-        }
-
-        private static (long Top1, long Top5) Hits(Tensor logits, Tensor labels)
-        {
-            using var scope = NewDisposeScope();
-            int k = (int)Math.Min(5, logits.shape[1]);
-            var top = logits.topk(k, 1).indexes;
-            var match = top.eq(labels.unsqueeze(1));
-            return (match.select(1, 0).sum().item<long>(), match.any(1).sum().item<long>());
-        }
+        private List<IMetricsSink> _sinks = new();
 
         private void Report(RegNetTrainingMetrics metrics)
         {
-            _run?.Record(metrics);
-            _o.MetricsCallback?.Invoke(metrics);
-            _channel.Info(MessageSensitivity.None, metrics.ToString());
+            foreach (var sink in _sinks) sink.Record(metrics);
         }
 
-        private int StepsPerEpoch(IDataView train)
+        private static long CountRows(IDataView train)
         {
             long? rows = train.GetRowCount();
             if (rows is null)
@@ -367,48 +327,160 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
                 while (cursor.MoveNext()) rows++;
             }
             if (rows == 0) throw new InvalidOperationException("The training data is empty.");
-            return (int)((rows.Value + _o.BatchSize - 1) / _o.BatchSize);
+            return rows.Value;
         }
 
-        private void OpenRunFolder(ref TrainingState state, OptimizerHelper optimizer)
+        private void OpenRunFolder(ref TrainingState state, OptimizerHelper optimizer, long rows)
         {
+            var config = TrainerConfig.ToJson(TrainerConfig.Describe(_o, _model.Spec, _columns, _seed, rows));
+            _checkpoints = new CheckpointPolicy(null, _o.EarlyStopping, _model, optimizer);
             if (_o.ResumeFrom is { } resume)
             {
-                string checkpoint = Directory.Exists(resume) ? Path.Combine(resume, "checkpoints", "latest.ckpt") : resume;
-                if (!File.Exists(checkpoint))
-                    throw new FileNotFoundException($"Cannot resume: {checkpoint} does not exist. Pass a run folder written with a WorkspacePath or a .ckpt file.", checkpoint);
-                state = Checkpoint.Load(checkpoint, _model, optimizer);
-                _run = Directory.Exists(resume) ? RunDirectory.Open(resume) : null;
-                _channel.Info(MessageSensitivity.None, $"Resuming from {checkpoint}: epoch {state.Epoch}, batch {state.BatchInEpoch}, step {state.GlobalStep}.");
+                var (checkpoint, runFolder) = ResolveResume(resume);
+                List<string> allowed = new();
+                var header = Checkpoint.Load(checkpoint, _model, optimizer, h =>
+                {
+                    if (h.Config is null) return;
+                    var (refused, changed) = TrainerConfig.Compare(h.Config, config);
+                    if (refused.Count > 0)
+                        throw new ArgumentException(
+                            $"Cannot resume from {checkpoint}: these options or data differ from the run's configuration (config.json, also stored in the checkpoint), " +
+                            $"and the resumed training would not continue it:{Environment.NewLine}  " + string.Join(Environment.NewLine + "  ", refused) +
+                            $"{Environment.NewLine}Use the run's values, or start a new run (ResumeFrom = null, StartingWeightsPath = \"{checkpoint}\" to start from its weights).", "options");
+                    allowed = changed;
+                });
+                state = header.State;
+                foreach (var change in allowed) _channel.Info(MessageSensitivity.None, $"Resume: changed {change}");
+                if (runFolder is not null && Path.GetFileName(checkpoint) == RunDirectory.PreviousCheckpointName) SetAsideReplacedLatest(runFolder);
+                if (runFolder is not null)
+                {
+                    try
+                    {
+                        _run = RunDirectory.Open(runFolder, header.MetricsRecords);
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                    {
+                        throw new IOException($"Cannot continue the run folder {runFolder}: {e.Message}. Nothing in it was changed by this resume " +
+                            "except what the message names. Make the folder writable (or free space) and resume again.", e);
+                    }
+                }
+                else if (_o.WorkspacePath is not null) _run = RunDirectory.Create(_o.WorkspacePath, _model.Spec.Name, DateTime.Now);
+                else
+                    _channel.Warning(MessageSensitivity.None,
+                        $"{checkpoint} is not inside a run folder's checkpoints/ and WorkspacePath is not set: no further checkpoints or metrics are written.");
+                if (_run is not null)
+                {
+                    var old = _run.ReadConfig();
+                    var resumes = old?["resumes"] is JsonArray a ? (JsonArray)a.DeepClone() : new JsonArray();
+                    resumes.Add(new JsonObject
+                    {
+                        ["from"] = Path.GetFullPath(checkpoint), ["step"] = state.GlobalStep,
+                        ["at"] = DateTime.Now.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
+                        ["changed"] = new JsonArray(allowed.Select(c => (JsonNode)c).ToArray()),
+                    });
+                    if (old?["started"] is { } started) config["started"] = started.DeepClone();
+                    config["resumes"] = resumes;
+                    _run.WriteConfig(config);
+                    foreach (var file in _run.RemovedTemporaries)
+                        _channel.Info(MessageSensitivity.None, $"Removed {file}, left by a checkpoint or file write that was interrupted.");
+                    if (_run.DroppedRecords > 0)
+                        _channel.Info(MessageSensitivity.None, $"Dropped {_run.DroppedRecords} metrics records written after {checkpoint}; those steps run again.");
+                }
+                _checkpoints = new CheckpointPolicy(_run, _o.EarlyStopping, _model, optimizer) { Config = config, LastGood = (Path.GetFullPath(checkpoint), state.GlobalStep) };
+                _channel.Info(MessageSensitivity.None, $"Resuming from {checkpoint}: epoch {state.Epoch}, batch {state.BatchInEpoch}, step {state.GlobalStep}" +
+                    (_run is null ? "." : $"; run folder {_run.Path}."));
                 return;
             }
             if (_o.WorkspacePath is null) return;
             _run = RunDirectory.Create(_o.WorkspacePath, _model.Spec.Name, DateTime.Now);
-            _run.WriteConfig(TrainerConfig.Describe(_o, _model.Spec, _columns, _seed));
+            _run.WriteConfig(config);
+            _checkpoints = new CheckpointPolicy(_run, _o.EarlyStopping, _model, optimizer) { Config = config };
             _channel.Info(MessageSensitivity.None, $"Run folder: {_run.Path}");
+        }
+
+        // The checkpoint file to resume from and the run folder it belongs to (null: a file outside a run folder).
+        private (string Checkpoint, string? RunFolder) ResolveResume(string resume)
+        {
+            string? runFolder;
+            string checkpoint;
+            if (Directory.Exists(resume))
+            {
+                runFolder = resume;
+                checkpoint = Path.Combine(resume, "checkpoints", _o.ResumeFromPreviousCheckpoint ? RunDirectory.PreviousCheckpointName : RunDirectory.LatestCheckpointName);
+            }
+            else if (File.Exists(resume))
+            {
+                runFolder = RunDirectory.OfCheckpoint(resume);
+                checkpoint = resume;
+                if (_o.ResumeFromPreviousCheckpoint)
+                {
+                    if (runFolder is null)
+                        throw new ArgumentException($"ResumeFromPreviousCheckpoint needs a run folder (or a checkpoint inside its checkpoints/ folder); {resume} is not in one. " +
+                            "Pass the checkpoint to resume from as ResumeFrom instead.", "options");
+                    checkpoint = Path.Combine(runFolder, "checkpoints", RunDirectory.PreviousCheckpointName);
+                }
+            }
+            else throw new FileNotFoundException($"Cannot resume: {resume} does not exist. Pass a run folder written with a WorkspacePath or a .ckpt file.", resume);
+            if (!File.Exists(checkpoint))
+            {
+                string previous = Path.Combine(Path.GetDirectoryName(checkpoint)!, RunDirectory.PreviousCheckpointName);
+                throw new FileNotFoundException($"Cannot resume: {checkpoint} does not exist." +
+                    (!_o.ResumeFromPreviousCheckpoint && File.Exists(previous)
+                        ? $" {previous} does: set ResumeFromPreviousCheckpoint = true to resume from it."
+                        : " The run was stopped before its first checkpoint; start it again without ResumeFrom."), checkpoint);
+            }
+            return (checkpoint, runFolder);
+        }
+
+        // Resuming from previous.ckpt supersedes latest.ckpt; it is kept under another name rather than rotated into
+        // previous.ckpt by the next write (it may be the damaged file the user is recovering from).
+        private void SetAsideReplacedLatest(string runFolder)
+        {
+            string latest = Path.Combine(runFolder, "checkpoints", RunDirectory.LatestCheckpointName);
+            if (!File.Exists(latest)) return;
+            string aside = Path.Combine(runFolder, "checkpoints", "latest.replaced.ckpt");
+            File.Move(latest, aside, overwrite: true);
+            _channel.Warning(MessageSensitivity.None, $"Resuming from previous.ckpt: {latest} was renamed to {aside} (kept, not used).");
         }
 
         private void LoadStartingWeights()
         {
             if (_o.StartingModel is { } start)
             {
-                // Everything but the classifier must fit exactly; a classifier of another size stays freshly initialised.
-                bool sameHead = start.Model.NumClasses == _model.NumClasses;
-                var source = start.Model.state_dict()
-                    .Where(kv => sameHead || !kv.Key.StartsWith(ClassifierPrefix, StringComparison.Ordinal))
-                    .ToDictionary(kv => kv.Key, kv => kv.Value);
-                var report = StateDictLoader.Load(_model, source, Weights.Layouts.StateDictLayout.Timm, strict: false);
-                if (report.Unexpected.Count > 0 || report.Mismatched.Count > 0 || report.Missing.Any(n => !n.StartsWith(ClassifierPrefix, StringComparison.Ordinal)))
-                    throw new ArgumentException($"The starting model does not match {_model.Spec.Name} apart from the classifier: {report}");
-                _channel.Info(MessageSensitivity.None, $"Starting weights from the starting model: {report}" +
-                    (sameHead ? "" : $" (classifier re-initialised: {start.Model.NumClasses} → {_model.NumClasses} classes)"));
+                CopyWeightsFrom(start.Model, "the starting model");
             }
-            else if (_o.StartingWeightsPath is { } path)
+            else if (_o.StartingWeightsPath is { } path && File.Exists(path) && Checkpoint.LooksLikeCheckpoint(path))
+            {
+                // A checkpoint of this trainer: its model weights only (a new run, new optimizer and schedule).
+                var header = Checkpoint.ReadHeader(path);
+                if (header.State.Architecture != _model.Spec.ToString())
+                    throw new ArgumentException($"The starting checkpoint {path} was written for {header.State.Architecture}, but this run trains {_model.Spec}. " +
+                        "Set Architecture (or Spec) to the checkpoint's architecture.", "options");
+                using var source = new RegNetModel(_model.Spec, header.State.NumClasses);
+                Checkpoint.Load(path, source, optimizer: null);
+                CopyWeightsFrom(source, path);
+                _model.Padding = source.Padding;
+            }
+            else if (_o.StartingWeightsPath is { } file)
             {
                 // Any format RegNetWeights reads (Keras .h5, .pth/.pyth, safetensors, own format); a classifier of another size is re-initialised.
-                var report = RegNetWeights.Load(_model, path, new WeightLoadOptions { Strict = true, ReinitializeClassifierOnMismatch = true });
-                _channel.Info(MessageSensitivity.None, $"Starting weights from {path}: {report}");
+                var report = RegNetWeights.Load(_model, file, new WeightLoadOptions { Strict = true, ReinitializeClassifierOnMismatch = true });
+                _channel.Info(MessageSensitivity.None, $"Starting weights from {file}: {report}");
             }
+        }
+
+        private void CopyWeightsFrom(RegNetModel from, string what)
+        {
+            // Everything but the classifier must fit exactly; a classifier of another size stays freshly initialised.
+            bool sameHead = from.NumClasses == _model.NumClasses;
+            var source = from.state_dict()
+                .Where(kv => sameHead || !kv.Key.StartsWith(ClassifierPrefix, StringComparison.Ordinal))
+                .ToDictionary(kv => kv.Key, kv => kv.Value);
+            var report = StateDictLoader.Load(_model, source, Weights.Layouts.StateDictLayout.Timm, strict: false);
+            if (report.Unexpected.Count > 0 || report.Mismatched.Count > 0 || report.Missing.Any(n => !n.StartsWith(ClassifierPrefix, StringComparison.Ordinal)))
+                throw new ArgumentException($"The starting model does not match {_model.Spec.Name} apart from the classifier: {report}");
+            _channel.Info(MessageSensitivity.None, $"Starting weights from {what}: {report}" +
+                (sameHead ? "" : $" (classifier re-initialised: {from.NumClasses} → {_model.NumClasses} classes)"));
         }
 
         private const string ClassifierPrefix = "head.";
@@ -426,13 +498,6 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
 
         private List<nn.Module> _frozen = new();
 
-        // Frozen parts keep their BatchNorm statistics.
-        private void SetTrainMode()
-        {
-            _model.train();
-            foreach (var module in _frozen) module.eval();
-        }
-
         private (OptimizerHelper, WeightDecay) CreateOptimizer(IEnumerable<Parameter> trainable)
         {
             var parameters = trainable.ToList();
@@ -447,26 +512,6 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
                 _ => throw new ArgumentOutOfRangeException(nameof(Options.Optimizer)),
             };
             return (optimizer, decay);
-        }
-
-        private sealed class Accumulator
-        {
-            private double _lossSum;
-            private long _top1, _top5;
-            private readonly Stopwatch _clock = Stopwatch.StartNew();
-            public long Images { get; private set; }
-
-            public void Add(double loss, long top1, long top5, int count)
-            {
-                _lossSum += loss * count;
-                _top1 += top1;
-                _top5 += top5;
-                Images += count;
-            }
-
-            public RegNetTrainingMetrics ToMetrics(MetricsPhase phase, int epoch, long step, double lr) => new(
-                phase, epoch, step, Images == 0 ? double.NaN : _lossSum / Images, Images == 0 ? 0 : (double)_top1 / Images,
-                Images == 0 ? 0 : (double)_top5 / Images, lr, Images / Math.Max(1e-9, _clock.Elapsed.TotalSeconds), Images);
         }
     }
 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using SkiaSharp;
 using TorchSharp;
 
@@ -8,19 +9,30 @@ namespace Microsoft.ML.RegNet.Training;
 
 /// <summary>
 /// Everything one <c>Fit</c> leaves behind, in one folder <c>&lt;workspace&gt;/runs/&lt;yyyyMMdd-HHmmss&gt;-&lt;arch&gt;/</c>:
-/// config.json, metrics.jsonl, metrics.csv, TensorBoard events, curves.png and checkpoints/{latest,best}.ckpt.
+/// config.json, metrics.jsonl, metrics.csv, TensorBoard events, curves.png and checkpoints/{latest,previous,best}.ckpt.
 /// </summary>
-public sealed class RunDirectory : IDisposable
+public sealed class RunDirectory : IDisposable, IMetricsSink
 {
     private readonly StreamWriter _jsonl;
     private readonly StreamWriter _csv;
     private readonly TorchSharp.Modules.SummaryWriter _tensorboard;
     private readonly List<RegNetTrainingMetrics> _history = new();
 
-    private RunDirectory(string path)
+    public const string LatestCheckpointName = "latest.ckpt";
+    public const string PreviousCheckpointName = "previous.ckpt";
+    public const string BestCheckpointName = "best.ckpt";
+
+    private RunDirectory(string path, long? keepRecords = null)
     {
         Path = path;
         Directory.CreateDirectory(CheckpointsPath);
+        if (keepRecords is { } keep)
+        {
+            // A resumed run continues from its checkpoint: records written after it describe steps that run again.
+            RemovedTemporaries = AtomicFile.RemoveInterruptedWrites(path).Concat(AtomicFile.RemoveInterruptedWrites(CheckpointsPath)).ToList();
+            (DroppedRecords, _history) = TruncateMetrics(keep);
+        }
+        RecordCount = _history.Count;
         _jsonl = new StreamWriter(System.IO.Path.Combine(path, "metrics.jsonl"), append: true, Encoding.UTF8) { AutoFlush = true };
         bool newCsv = !File.Exists(System.IO.Path.Combine(path, "metrics.csv"));
         _csv = new StreamWriter(System.IO.Path.Combine(path, "metrics.csv"), append: true, Encoding.UTF8) { AutoFlush = true };
@@ -32,8 +44,29 @@ public sealed class RunDirectory : IDisposable
     public string Path { get; }
 
     public string CheckpointsPath => System.IO.Path.Combine(Path, "checkpoints");
-    public string LatestCheckpoint => System.IO.Path.Combine(CheckpointsPath, "latest.ckpt");
-    public string BestCheckpoint => System.IO.Path.Combine(CheckpointsPath, "best.ckpt");
+    public string LatestCheckpoint => System.IO.Path.Combine(CheckpointsPath, LatestCheckpointName);
+    /// <summary>The checkpoint latest.ckpt replaced: what to resume from when latest.ckpt is damaged.</summary>
+    public string PreviousCheckpoint => System.IO.Path.Combine(CheckpointsPath, PreviousCheckpointName);
+    public string BestCheckpoint => System.IO.Path.Combine(CheckpointsPath, BestCheckpointName);
+    public string ConfigPath => System.IO.Path.Combine(Path, "config.json");
+
+    /// <summary>Metrics records in metrics.jsonl (one per step report, epoch and validation).</summary>
+    public long RecordCount { get; private set; }
+
+    /// <summary>Temporary files of interrupted writes that <see cref="Open"/> deleted.</summary>
+    public IReadOnlyList<string> RemovedTemporaries { get; } = Array.Empty<string>();
+
+    /// <summary>Metrics records <see cref="Open"/> dropped because they were written after the checkpoint resumed from.</summary>
+    public int DroppedRecords { get; }
+
+    /// <summary>The run folder of a checkpoint file inside <c>&lt;run&gt;/checkpoints/</c>, else null.</summary>
+    public static string? OfCheckpoint(string checkpoint)
+    {
+        var folder = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(checkpoint));
+        if (folder is null || System.IO.Path.GetFileName(folder) != "checkpoints") return null;
+        var run = System.IO.Path.GetDirectoryName(folder);
+        return run is not null && File.Exists(System.IO.Path.Combine(run, "config.json")) ? run : null;
+    }
 
     /// <summary>A new run folder under <paramref name="workspace"/>/runs, named by local date and time and architecture.</summary>
     public static RunDirectory Create(string workspace, string architecture, DateTime now)
@@ -45,17 +78,73 @@ public sealed class RunDirectory : IDisposable
         return new RunDirectory(path);
     }
 
-    /// <summary>Reopens an existing run folder to continue it.</summary>
-    public static RunDirectory Open(string path) =>
-        Directory.Exists(path) ? new RunDirectory(path) : throw new DirectoryNotFoundException($"Run folder {path} does not exist.");
+    /// <summary>Reopens an existing run folder to continue it from a checkpoint written after <paramref name="keepRecords"/>
+    /// metrics records: later records are dropped (their steps run again) and temporary files of interrupted writes deleted.</summary>
+    public static RunDirectory Open(string path, long keepRecords) =>
+        Directory.Exists(path) ? new RunDirectory(path, keepRecords) : throw new DirectoryNotFoundException($"Run folder {path} does not exist.");
 
-    public void WriteConfig(IReadOnlyDictionary<string, object?> config) =>
-        AtomicFile.Write(System.IO.Path.Combine(Path, "config.json"),
-            s => JsonSerializer.Serialize(s, config, new JsonSerializerOptions { WriteIndented = true }));
+    private (int Dropped, List<RegNetTrainingMetrics> Kept) TruncateMetrics(long keep)
+    {
+        string jsonl = System.IO.Path.Combine(Path, "metrics.jsonl"), csv = System.IO.Path.Combine(Path, "metrics.csv");
+        var kept = new List<RegNetTrainingMetrics>();
+        int dropped = 0;
+        if (File.Exists(jsonl))
+        {
+            var lines = File.ReadAllLines(jsonl);
+            var keptLines = new List<string>();
+            foreach (var line in lines)
+            {
+                // A line cut short by a killed process does not parse; it is dropped with the rest.
+                if (kept.Count < keep && ParseRecord(line) is { } record) { kept.Add(record); keptLines.Add(line); }
+                else dropped++;
+            }
+            if (dropped > 0) AtomicFile.Write(jsonl, s => WriteLines(s, keptLines));
+        }
+        if (File.Exists(csv))
+        {
+            var lines = File.ReadAllLines(csv);
+            if (lines.Length > 0 && lines.Length - 1 > kept.Count)
+                AtomicFile.Write(csv, s => WriteLines(s, lines.Take(kept.Count + 1)));
+        }
+        return (dropped, kept);
+    }
+
+    private static void WriteLines(Stream stream, IEnumerable<string> lines)
+    {
+        using var writer = new StreamWriter(stream, new UTF8Encoding(false), leaveOpen: true);
+        foreach (var line in lines) writer.WriteLine(line);
+    }
+
+    private static RegNetTrainingMetrics? ParseRecord(string line)
+    {
+        try
+        {
+            var r = JsonNode.Parse(line);
+            if (r is null || !Enum.TryParse<MetricsPhase>((string?)r["phase"], out var phase)) return null;
+            return new RegNetTrainingMetrics(phase, (int)r["epoch"]!, (long)r["step"]!, (double?)r["loss"] ?? double.NaN, (double)r["accuracy"]!,
+                (double)r["top5"]!, (double)r["learning_rate"]!, (double)r["images_per_second"]!, (long)r["images"]!);
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or NullReferenceException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>config.json as written when the run started (null when absent).</summary>
+    public JsonObject? ReadConfig() =>
+        File.Exists(ConfigPath) ? JsonNode.Parse(File.ReadAllText(ConfigPath)) as JsonObject : null;
+
+    public void WriteConfig(JsonObject config) =>
+        AtomicFile.Write(ConfigPath, s =>
+        {
+            using var writer = new Utf8JsonWriter(s, new JsonWriterOptions { Indented = true });
+            config.WriteTo(writer);
+        });
 
     public void Record(RegNetTrainingMetrics m)
     {
         _history.Add(m);
+        RecordCount++;
         _jsonl.WriteLine(JsonSerializer.Serialize(new
         {
             phase = m.Phase.ToString(), epoch = m.Epoch, step = m.Step, loss = Finite(m.Loss), accuracy = m.Accuracy, top5 = m.Top5Accuracy,

@@ -1,11 +1,13 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Microsoft.ML.RegNet.Configs;
 
 namespace Microsoft.ML.RegNet.Training;
 
-/// <summary>The resolved options of a run, for config.json.</summary>
+/// <summary>The resolved options of a run, for config.json and for checking what a resume continues.</summary>
 internal static class TrainerConfig
 {
-    public static IReadOnlyDictionary<string, object?> Describe(RegNetTrainer.Options o, RegNetSpec spec, InputColumns columns, int seed)
+    public static IReadOnlyDictionary<string, object?> Describe(RegNetTrainer.Options o, RegNetSpec spec, InputColumns columns, int seed, long? trainingRows = null)
     {
         var config = new SortedDictionary<string, object?>(StringComparer.Ordinal)
         {
@@ -22,6 +24,7 @@ internal static class TrainerConfig
             ["mixing"] = o.Mixing,
             ["normalization"] = new { o.Normalization.Scale, o.Normalization.Mean, o.Normalization.Std, Order = o.Normalization.Order.ToString() },
         };
+        if (trainingRows is { } rows) config["training_rows"] = rows;
         foreach (var field in typeof(RegNetTrainer.Options).GetFields())
         {
             object? value = field.GetValue(o);
@@ -32,5 +35,55 @@ internal static class TrainerConfig
         }
         config["HasValidationSet"] = o.ValidationSet is not null;
         return config;
+    }
+
+    // Through text, so that numbers compare the way they read back from a file.
+    public static JsonObject ToJson(IReadOnlyDictionary<string, object?> config) => (JsonObject)JsonNode.Parse(JsonSerializer.Serialize(config))!;
+
+    // What may change between a run and its resume without changing what the resumed steps compute (or, for MaxEpochs
+    // and early stopping, only how long it goes on). Everything else must match. "Seed" and "Architecture" are compared
+    // through their resolved forms "seed", "architecture" and "spec".
+    private static readonly HashSet<string> SafeToChange = new(StringComparer.Ordinal)
+    {
+        nameof(RegNetTrainer.Options.MaxEpochs), nameof(RegNetTrainer.Options.WorkerThreads), nameof(RegNetTrainer.Options.NumberOfThreads),
+        nameof(RegNetTrainer.Options.LogEveryNSteps), nameof(RegNetTrainer.Options.CheckpointEveryNSteps), nameof(RegNetTrainer.Options.WorkspacePath),
+        nameof(RegNetTrainer.Options.ResumeFrom), nameof(RegNetTrainer.Options.ResumeFromPreviousCheckpoint), nameof(RegNetTrainer.Options.StartingWeightsPath),
+        nameof(RegNetTrainer.Options.EarlyStopping), nameof(RegNetTrainer.Options.LabelColumnName), nameof(RegNetTrainer.Options.ImageColumnName),
+        nameof(RegNetTrainer.Options.ScoreColumnName), nameof(RegNetTrainer.Options.PredictedLabelColumnName),
+        nameof(RegNetTrainer.Options.Seed), nameof(RegNetTrainer.Options.Architecture),
+        "HasValidationSet", "torch_threads", "convolution_self_test", "native_allocator",
+    };
+
+    // Differ on every resume; not worth a line.
+    private static readonly HashSet<string> NotCompared = new(StringComparer.Ordinal) { "started", "resumes" };
+
+    /// <summary>Differences between the configuration a checkpoint was trained with and the one resuming it: those that
+    /// would change the resumed training (refused) and those that may change (logged).</summary>
+    public static (List<string> Refused, List<string> Allowed) Compare(JsonObject then, JsonObject now)
+    {
+        var refused = new List<string>();
+        var allowed = new List<string>();
+        foreach (var key in then.Select(kv => kv.Key).Union(now.Select(kv => kv.Key)).Order(StringComparer.Ordinal))
+        {
+            // A key only one side has is an option added or removed between versions, or a null option; compared as null.
+            then.TryGetPropertyValue(key, out var a);
+            now.TryGetPropertyValue(key, out var b);
+            if (NotCompared.Contains(key) || JsonNode.DeepEquals(a, b)) continue;
+            string line = $"{key}: {Show(a)} → {Show(b)}";
+            // Patience and MinDelta may change; the metric may not (the checkpoint's best value is in its units).
+            bool safe = key == nameof(RegNetTrainer.Options.EarlyStopping) ? WatchedMetric(a) == WatchedMetric(b) : SafeToChange.Contains(key);
+            (safe ? allowed : refused).Add(line);
+        }
+        return (refused, allowed);
+    }
+
+    // No early stopping: the best checkpoint follows validation accuracy.
+    private static string WatchedMetric(JsonNode? earlyStopping) =>
+        earlyStopping?[nameof(EarlyStoppingOptions.Metric)]?.ToJsonString() ?? ((int)EarlyStoppingMetric.ValidationAccuracy).ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    private static string Show(JsonNode? node)
+    {
+        string text = node?.ToJsonString() ?? "(not set)";
+        return text.Length > 200 ? text[..200] + "…" : text;
     }
 }

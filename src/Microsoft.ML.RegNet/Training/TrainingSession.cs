@@ -1,0 +1,149 @@
+using System.Diagnostics;
+using Microsoft.ML.RegNet.Data.Mixing;
+using Microsoft.ML.RegNet.Data.Pipeline;
+using Microsoft.ML.RegNet.Data.Transforms;
+using Microsoft.ML.RegNet.Models;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.RegNet.Training;
+
+/// <summary>One optimizer step: the batch's mean loss (before the update), top-1/top-5 hits, images and learning rate.</summary>
+internal readonly record struct StepResult(double Loss, long Top1, long Top5, int Images, double LearningRate)
+{
+    public bool IsFinite => double.IsFinite(Loss);
+}
+
+/// <summary>
+/// The model, optimizer, weight decay, schedule, batch mixing (with label smoothing) and the position in training of one Fit. <see cref="Step"/>
+/// trains one batch and advances <see cref="State"/>; <see cref="Evaluate"/> scores data without changing anything.
+/// It knows nothing about run folders, checkpoints or logging.
+/// </summary>
+internal sealed class TrainingSession
+{
+    private readonly RegNetModel _model;
+    private readonly OptimizerHelper _optimizer;
+    private readonly WeightDecay _decay;
+    private readonly LearningRateSchedule _schedule;
+    private readonly BatchMixer _mixer;
+    private readonly int _seed;
+    private readonly IReadOnlyList<nn.Module> _frozen;
+
+    public TrainingSession(RegNetModel model, OptimizerHelper optimizer, WeightDecay decay, LearningRateSchedule schedule, BatchMixer mixer,
+        int seed, IReadOnlyList<nn.Module> frozen, TrainingState state)
+    {
+        _model = model;
+        _optimizer = optimizer;
+        _decay = decay;
+        _schedule = schedule;
+        _mixer = mixer;
+        _seed = seed;
+        _frozen = frozen;
+        State = state;
+    }
+
+    /// <summary>Where training stands; <see cref="Step"/> advances it, the caller moves it to the next epoch.</summary>
+    public TrainingState State { get; set; }
+
+    public LearningRateSchedule Schedule => _schedule;
+
+    /// <summary>Trains <paramref name="batch"/> as the next step of the current epoch. A non-finite loss is returned
+    /// before the update (weights unchanged, <see cref="State"/> not advanced) for the caller to report.</summary>
+    public StepResult Step(ImageBatch batch)
+    {
+        int epoch = State.Epoch, stepInEpoch = State.BatchInEpoch;
+        using var scope = NewDisposeScope();
+        double lr = _schedule.At(epoch, stepInEpoch);
+        foreach (var group in _optimizer.ParamGroups) group.LearningRate = lr;
+
+        var labels = batch.Labels!;
+        var random = AugmentationRandom.ForEpoch(_seed, epoch, purpose: 0x4D49580000000000UL + (ulong)batch.Index);
+        var (images, targets, _) = _mixer.Mix(batch.Images, labels, random);
+
+        _optimizer.zero_grad();
+        var logits = _model.call(images);
+        var loss = -(targets * nn.functional.log_softmax(logits, 1)).sum(1).mean();
+        double lossValue = loss.item<float>();
+        if (!double.IsFinite(lossValue)) return new StepResult(lossValue, 0, 0, batch.Count, lr);
+        loss.backward();
+        _decay.Apply(lr);
+        _optimizer.step();
+
+        var (top1, top5) = Hits(logits, labels);
+        State = State with { BatchInEpoch = stepInEpoch + 1, GlobalStep = State.GlobalStep + 1 };
+        return new StepResult(lossValue, top1, top5, batch.Count, lr);
+    }
+
+    /// <summary>Loss and accuracy on <paramref name="data"/> in evaluation mode; the model is back in training mode after.</summary>
+    public RegNetTrainingMetrics Evaluate(ImageBatchPipeline pipeline, IDataView data, int epoch, long step, double lr, CancellationToken cancellation)
+    {
+        _model.eval();
+        var acc = new MetricsAccumulator();
+        using (no_grad())
+        {
+            foreach (var batch in pipeline.Read(data, epoch: 0, 0, cancellation))
+            {
+                using (batch)
+                using (var scope = NewDisposeScope())
+                {
+                    var logits = _model.call(batch.Images);
+                    var loss = nn.functional.cross_entropy(logits, batch.Labels!);
+                    var (c1, c5) = Hits(logits, batch.Labels!);
+                    acc.Add(loss.item<float>(), c1, c5, batch.Count);
+                }
+            }
+        }
+        SetTrainMode();
+        return acc.ToMetrics(MetricsPhase.Validation, epoch, step, lr);
+    }
+
+    // Frozen parts keep their BatchNorm statistics.
+    public void SetTrainMode()
+    {
+        _model.train();
+        foreach (var module in _frozen) module.eval();
+    }
+
+    private static (long Top1, long Top5) Hits(Tensor logits, Tensor labels)
+    {
+        using var scope = NewDisposeScope();
+        int k = (int)Math.Min(5, logits.shape[1]);
+        var top = logits.topk(k, 1).indexes;
+        var match = top.eq(labels.unsqueeze(1));
+        return (match.select(1, 0).sum().item<long>(), match.any(1).sum().item<long>());
+    }
+}
+
+/// <summary>Averages step results into a metrics record.</summary>
+internal sealed class MetricsAccumulator
+{
+    private double _lossSum;
+    private long _top1, _top5;
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    public long Images { get; private set; }
+
+    public void Add(double loss, long top1, long top5, int count)
+    {
+        _lossSum += loss * count;
+        _top1 += top1;
+        _top5 += top5;
+        Images += count;
+    }
+
+    public void Add(StepResult step) => Add(step.Loss, step.Top1, step.Top5, step.Images);
+
+    public RegNetTrainingMetrics ToMetrics(MetricsPhase phase, int epoch, long step, double lr) => new(
+        phase, epoch, step, Images == 0 ? double.NaN : _lossSum / Images, Images == 0 ? 0 : (double)_top1 / Images,
+        Images == 0 ? 0 : (double)_top5 / Images, lr, Images / Math.Max(1e-9, _clock.Elapsed.TotalSeconds), Images);
+}
+
+/// <summary>Where metrics records go: the run folder, the user's callback, the ML.NET log.</summary>
+internal interface IMetricsSink
+{
+    void Record(RegNetTrainingMetrics metrics);
+}
+
+internal sealed class DelegateMetricsSink(Action<RegNetTrainingMetrics> record) : IMetricsSink
+{
+    public void Record(RegNetTrainingMetrics metrics) => record(metrics);
+}
