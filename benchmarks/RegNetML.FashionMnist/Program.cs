@@ -1,7 +1,7 @@
 // Fashion-MNIST benchmark (docs/benchmarks.md): the full data set from Debian's dataset-fashion-mnist, written as PNG
 // files in an image-folder layout, trained through the real ML.NET path with the recipe of
 // benchmarks/fashion_mnist/train_pytorch.py. Usage: RegNetML.FashionMnist [epochs=3] [folder=/tmp/fashion-mnist-png] [--load-images]
-// With --parity [--image-size N] [--crop-fraction F] it checks instead that the saved model is the trained one: trains with
+// With --parity [--image-size N] [--crop-fraction F] [--train-images N] it checks instead that the saved model is the trained one: trains with
 // LoadImages at that size and crop (default 64 and 0.875, so every image is upscaled), saves, loads in a fresh MLContext
 // and compares labels and probabilities on the first 1,000 test images (Transform and PredictionEngine).
 using Microsoft.ML;
@@ -26,7 +26,8 @@ if (!File.Exists(Path.Combine(Source, "train-images-idx3-ubyte.gz")))
 var prepare = System.Diagnostics.Stopwatch.StartNew();
 var train = WriteFolder("train", Path.Combine(folder, "train"));
 var test = WriteFolder("t10k", Path.Combine(folder, "test"));
-if (parity) return SavedModelParity.Run(folder, train, test, epochs, imageSize, cropFraction);
+if (parity) return SavedModelParity.Run(folder, train, test, epochs, imageSize, cropFraction,
+    OptionValue("--train-images") is { } n ? int.Parse(n) : 10_000);
 Console.WriteLine($"{train.Count} train / {test.Count} test PNG files ready in {prepare.Elapsed.TotalSeconds:F0} s (not counted below)");
 
 var clock = System.Diagnostics.Stopwatch.StartNew();
