@@ -126,7 +126,7 @@ public static class RegNetOnnxImporter
 
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        foreach (var (name, target) in RegNetOnnxExporter.CanonicalState(model))
+        foreach (var (name, target) in ExportedWeights.CanonicalState(model))
         {
             if (name.EndsWith("num_batches_tracked", StringComparison.Ordinal))
             {
