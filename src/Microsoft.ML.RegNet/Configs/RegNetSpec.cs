@@ -9,7 +9,7 @@ namespace Microsoft.ML.RegNet.Configs;
 /// multiple of 8; equal widths form a stage. Each stage width is then made a multiple of its group width,
 /// after clipping the group width to the stage's bottleneck width (RegNetX080's first stage has one group).
 /// </remarks>
-public sealed class RegNetSpec : IEquatable<RegNetSpec>
+public sealed partial class RegNetSpec : IEquatable<RegNetSpec>
 {
     /// <summary>Width of the stem convolution in every RegNet.</summary>
     public const int DefaultStemWidth = 32;

@@ -1,6 +1,7 @@
 using TorchSharp.Utils;
 using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Modules;
+using Microsoft.ML.RegNet.Onnx;
 using Microsoft.ML.RegNet.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -16,13 +17,12 @@ namespace Microsoft.ML.RegNet.Models;
 /// that safetensors files written here use; torchvision, pycls and Keras layouts are mapped onto it when weights load.
 /// The forward pass returns logits; <c>numClasses: 0</c> gives a headless model that returns pooled features.
 /// </remarks>
-public sealed class RegNetModel : nn.Module<Tensor, Tensor>
+public sealed class RegNetModel : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     /// <summary>Smallest input side the network accepts (five stride-2 reductions; the Keras minimum too).</summary>
     public const int MinimumInputSize = 32;
 
     [ComponentName(Name = "stem")]
-
     private readonly ConvNorm _stem;
     private readonly RegStage[] _stages;
     [ComponentName(Name = "head")]
@@ -120,6 +120,17 @@ public sealed class RegNetModel : nn.Module<Tensor, Tensor>
             if (features is not null) features[i] = x;
         }
         return x;
+    }
+
+    // Stem, stages, then the mean over H×W as GlobalAveragePool + Flatten, then the classifier when there is one.
+    OnnxValue IOnnxExportable.Export(OnnxGraphWriter graph, string prefix, OnnxValue input)
+    {
+        string Child(string name) => prefix.Length == 0 ? name : $"{prefix}.{name}";
+        var x = graph.Module(_stem, Child("stem"), input);
+        for (int i = 0; i < _stages.Length; i++) x = graph.Module(_stages[i], Child($"s{i + 1}"), x);
+        string pooled = graph.Node("GlobalAveragePool", new[] { x.Name }, Child("head.pool"));
+        x = new OnnxValue(graph.Node("Flatten", new[] { pooled }, Child("head.flatten"), OnnxProtos.Int("axis", 1)), null);
+        return _head is null ? x : graph.Module(_head, Child("head"), x);
     }
 
     private static void ValidateInput(Tensor input)

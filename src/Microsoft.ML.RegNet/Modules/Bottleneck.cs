@@ -1,6 +1,7 @@
 using TorchSharp.Utils;
 using TorchSharp;
 using Microsoft.ML.RegNet.Configs;
+using Microsoft.ML.RegNet.Onnx;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.RegNet.Modules;
@@ -9,7 +10,7 @@ namespace Microsoft.ML.RegNet.Modules;
 /// The X block (and, with SE, the Y block): 1×1 → grouped 3×3 (strided) → [SE] → 1×1, plus the shortcut, then ReLU.
 /// State-dict children (timm names): <c>conv1</c>, <c>conv2</c>, <c>se</c>, <c>conv3</c>, <c>downsample</c>.
 /// </summary>
-public sealed class Bottleneck : nn.Module<Tensor, Tensor>
+public sealed class Bottleneck : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     [ComponentName(Name = "conv1")]
     private readonly ConvNorm _conv1;
@@ -48,5 +49,16 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
         branch = _conv3.call(branch);
         var shortcut = _downsample is null ? input : _downsample.call(input);
         return nn.functional.relu(branch + shortcut, inplace: true).MoveToOuterDisposeScope();
+    }
+
+    OnnxValue IOnnxExportable.Export(OnnxGraphWriter graph, string prefix, OnnxValue input)
+    {
+        var branch = graph.Module(_conv1, $"{prefix}.conv1", input);
+        branch = graph.Module(_conv2, $"{prefix}.conv2", branch);
+        if (_se is not null) branch = graph.Module(_se, $"{prefix}.se", branch);
+        branch = graph.Module(_conv3, $"{prefix}.conv3", branch);
+        var shortcut = _downsample is null ? input : graph.Module(_downsample, $"{prefix}.downsample", input);
+        string sum = graph.Node("Add", new[] { branch.Name, shortcut.Name }, $"{prefix}.add");
+        return branch with { Name = graph.Node("Relu", new[] { sum }, $"{prefix}.act") };
     }
 }

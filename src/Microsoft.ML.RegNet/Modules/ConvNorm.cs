@@ -1,12 +1,15 @@
 using TorchSharp.Utils;
 using TorchSharp;
 using TorchSharp.Modules;
+using Microsoft.ML.RegNet.Onnx;
+using Microsoft.ML.RegNet.Onnx.Proto;
+using static Microsoft.ML.RegNet.Onnx.OnnxProtos;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.RegNet.Modules;
 
 /// <summary>Convolution (no bias) → BatchNorm → optional ReLU. State-dict children: <c>conv</c>, <c>bn</c>.</summary>
-public sealed class ConvNorm : nn.Module<Tensor, Tensor>
+public sealed class ConvNorm : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     /// <summary>BatchNorm epsilon of every RegNet implementation.</summary>
     public const double BatchNormEps = 1e-5;
@@ -15,7 +18,6 @@ public sealed class ConvNorm : nn.Module<Tensor, Tensor>
     public const double BatchNormMomentum = 0.1;
 
     [ComponentName(Name = "conv")]
-
     private readonly Conv2d _conv;
     [ComponentName(Name = "bn")]
     private readonly BatchNorm2d _bn;
@@ -51,25 +53,52 @@ public sealed class ConvNorm : nn.Module<Tensor, Tensor>
         Tensor y;
         if (UsesTensorFlowSame)
         {
-            var (top, bottom) = SamePadding(input.shape[2]);
-            var (left, right) = SamePadding(input.shape[3]);
+            var (top, bottom) = PadsFor(input.shape[2]);
+            var (left, right) = PadsFor(input.shape[3]);
             var padded = nn.functional.pad(input, new long[] { left, right, top, bottom });
             y = nn.functional.conv2d(padded, _conv.weight!, null, strides: new long[] { _stride, _stride }, groups: _conv.groups);
         }
         else
         {
-            y = _conv.call(input);
+            y = _conv.call(input); // the layer pads kernel / 2 itself, as PadsFor says
         }
         y = _bn.call(y);
         if (_activate) y = nn.functional.relu(y, inplace: true);
         return y.MoveToOuterDisposeScope();
     }
 
-    // TensorFlow "same": total padding so that out = ceil(in / stride), the extra pixel after.
-    private (long Before, long After) SamePadding(long size)
+    /// <summary>Padding before and after one side of <paramref name="size"/> pixels, shared by the forward pass and the
+    /// ONNX export. TensorFlow "same" pads so that out = ceil(in / stride), the odd pixel after; otherwise kernel / 2 each side.</summary>
+    internal (long Before, long After) PadsFor(long size)
     {
+        if (!UsesTensorFlowSame) return (_kernel / 2, _kernel / 2);
         long outSize = (size + _stride - 1) / _stride;
         long total = Math.Max((outSize - 1) * _stride + _kernel - size, 0);
         return (total / 2, total - total / 2);
+    }
+
+    /// <summary>Output side for an input side of <paramref name="size"/> pixels.</summary>
+    internal long OutputSize(long size)
+    {
+        var (before, after) = PadsFor(size);
+        return (size + before + after - _kernel) / _stride + 1;
+    }
+
+    // Conv (+ BatchNormalization, or folded) (+ Relu).
+    OnnxValue IOnnxExportable.Export(OnnxGraphWriter graph, string prefix, OnnxValue input)
+    {
+        var attributes = new List<AttributeProto> { Ints("kernel_shape", _kernel, _kernel), Ints("strides", _stride, _stride), Ints("dilations", 1, 1), Int("group", _conv.groups) };
+        if (input.Size is null && UsesTensorFlowSame)
+        {
+            attributes.Add(Str("auto_pad", "SAME_UPPER")); // the size is only known at run time: ONNX's name for TF "same"
+        }
+        else
+        {
+            var (before, after) = PadsFor(input.Size ?? 0); // without TF "same" the pads do not depend on the size
+            attributes.Add(Ints("pads", before, before, after, after));
+        }
+        string y = graph.ConvolutionWithNorm(prefix, input.Name, attributes.ToArray(), BatchNormEps);
+        if (_activate) y = graph.Node("Relu", new[] { y }, $"{prefix}.relu");
+        return new OnnxValue(y, input.Size is { } size ? (int)OutputSize(size) : null);
     }
 }

@@ -1,10 +1,11 @@
 using Microsoft.ML.RegNet.Configs;
+using Microsoft.ML.RegNet.Onnx;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.RegNet.Modules;
 
 /// <summary>A stage: blocks <c>b1</c>…<c>bN</c>, the first one strided.</summary>
-public sealed class RegStage : nn.Module<Tensor, Tensor>
+public sealed class RegStage : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly Bottleneck[] _blocks;
 
@@ -23,5 +24,12 @@ public sealed class RegStage : nn.Module<Tensor, Tensor>
         var x = input;
         foreach (var block in _blocks) x = block.call(x);
         return x.MoveToOuterDisposeScope();
+    }
+
+    OnnxValue IOnnxExportable.Export(OnnxGraphWriter graph, string prefix, OnnxValue input)
+    {
+        var x = input;
+        foreach (var block in _blocks) x = graph.Module(block, $"{prefix}.b{block.Spec.Index}", x);
+        return x;
     }
 }

@@ -29,10 +29,10 @@ internal static class EvaluationCropChain
     private static byte[] SliceModel(int r, int s, int offset)
     {
         var graph = new GraphProto { Name = "regnet_evaluation_window" };
-        graph.Input.Add(RegNetOnnxExporter.ValueInfo(Pixels, TensorProto.Types.DataType.Float,
-            RegNetOnnxExporter.Dim(3, null), RegNetOnnxExporter.Dim(r, null), RegNetOnnxExporter.Dim(r, null)));
-        graph.Output.Add(RegNetOnnxExporter.ValueInfo(Window, TensorProto.Types.DataType.Float,
-            RegNetOnnxExporter.Dim(3, null), RegNetOnnxExporter.Dim(s, null), RegNetOnnxExporter.Dim(s, null)));
+        graph.Input.Add(OnnxProtos.ValueInfo(Pixels, TensorProto.Types.DataType.Float,
+            OnnxProtos.Dim(3, null), OnnxProtos.Dim(r, null), OnnxProtos.Dim(r, null)));
+        graph.Output.Add(OnnxProtos.ValueInfo(Window, TensorProto.Types.DataType.Float,
+            OnnxProtos.Dim(3, null), OnnxProtos.Dim(s, null), OnnxProtos.Dim(s, null)));
         foreach (var (name, values) in new[] { ("starts", new long[] { offset, offset }), ("ends", new long[] { offset + s, offset + s }), ("axes", new long[] { 1, 2 }) })
         {
             var tensor = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64 };

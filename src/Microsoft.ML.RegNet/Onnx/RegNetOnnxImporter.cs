@@ -107,16 +107,27 @@ public static class RegNetOnnxImporter
         try
         {
             meta = RegNetOnnxMetadata.FromJson(entry.Value);
+        }
+        catch (Exception e) when (e is JsonException or InvalidDataException)
+        {
+            throw Damaged(e);
+        }
+        // Before reading the architecture: a newer format may describe it differently.
+        if (meta.Format > RegNetOnnxMetadata.CurrentFormat)
+            throw new InvalidDataException($"{source} was written by a newer Microsoft.ML.RegNet (format {meta.Format}; this version reads up to {RegNetOnnxMetadata.CurrentFormat}). Update the package.");
+        try
+        {
             _ = meta.ToSpec();
             _ = meta.PaddingStyle;
         }
-        catch (Exception e) when (e is JsonException or ArgumentException)
+        catch (Exception e) when (e is InvalidDataException or ArgumentException)
         {
-            throw new InvalidDataException($"{source}: the '{RegNetOnnxMetadata.Key}' metadata is damaged ({e.Message}). {Advice}", e);
+            throw Damaged(e);
         }
-        if (meta.Format > RegNetOnnxMetadata.CurrentFormat)
-            throw new InvalidDataException($"{source} was written by a newer Microsoft.ML.RegNet (format {meta.Format}; this version reads up to {RegNetOnnxMetadata.CurrentFormat}). Update the package.");
         return (proto, meta);
+
+        InvalidDataException Damaged(Exception e) =>
+            new($"{source}: the '{RegNetOnnxMetadata.Key}' metadata is damaged ({e.Message}). {Advice}", e);
     }
 
     private static void CopyWeights(RegNetModel model, ModelProto proto, RegNetOnnxMetadata meta, string source)
@@ -126,7 +137,7 @@ public static class RegNetOnnxImporter
 
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        foreach (var (name, target) in RegNetOnnxExporter.CanonicalState(model))
+        foreach (var (name, target) in ExportedWeights.CanonicalState(model))
         {
             if (name.EndsWith("num_batches_tracked", StringComparison.Ordinal))
             {

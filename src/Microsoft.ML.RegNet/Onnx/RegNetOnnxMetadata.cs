@@ -1,4 +1,6 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Modules;
 
@@ -6,46 +8,49 @@ namespace Microsoft.ML.RegNet.Onnx;
 
 /// <summary>
 /// What the exporter stores in the ONNX <c>metadata_props</c> under <see cref="Key"/> (JSON) so that the architecture and
-/// the BN counters can be rebuilt from the file alone.
+/// the BN counters can be rebuilt from the file alone. The architecture is <see cref="RegNetSpec"/>'s own JSON form,
+/// the one the weight files use too.
 /// </summary>
+/// <remarks>Format history: 1 wrote the architecture as flat fields (<c>Name</c>, <c>Depth</c>, <c>W0</c>, …,
+/// <c>Rounding</c> as an enum name), still read; 2 holds it under <c>Spec</c>.</remarks>
 internal sealed record RegNetOnnxMetadata
 {
     public const string Key = "regnet";
-    public const int CurrentFormat = 1;
+    public const int CurrentFormat = 2;
+
+    // Format 1's flat field → the spec's JSON field.
+    private static readonly (string Flat, string Spec)[] Format1Fields =
+    {
+        ("Name", "name"), ("Depth", "depth"), ("W0", "w0"), ("WA", "wa"), ("WM", "wm"), ("GroupWidth", "group_width"),
+        ("BottleneckRatio", "bottleneck_ratio"), ("SeRatio", "se_ratio"), ("Rounding", "rounding"),
+    };
 
     public int Format { get; init; } = CurrentFormat;
-    public string Name { get; init; } = "";
-    public int Depth { get; init; }
-    public double W0 { get; init; }
-    public double WA { get; init; }
-    public double WM { get; init; }
-    public int GroupWidth { get; init; }
-    public double BottleneckRatio { get; init; }
-    public double SeRatio { get; init; }
-    public string Rounding { get; init; } = nameof(WidthRounding.Nearest);
+    public JsonObject Spec { get; init; } = new();
     public int NumClasses { get; init; }
     public string Padding { get; init; } = nameof(PaddingStyle.Symmetric);
     public bool FoldedBatchNorm { get; init; }
     public Dictionary<string, long> NumBatchesTracked { get; init; } = new();
 
-    public static RegNetOnnxMetadata From(Models.RegNetModel model, bool folded, Dictionary<string, long> counters)
+    public static RegNetOnnxMetadata From(Models.RegNetModel model, bool folded, Dictionary<string, long> counters) => new()
     {
-        var s = model.Spec;
-        return new RegNetOnnxMetadata
-        {
-            Name = s.Name, Depth = s.Depth, W0 = s.W0, WA = s.WA, WM = s.WM, GroupWidth = s.GroupWidth,
-            BottleneckRatio = s.BottleneckRatio, SeRatio = s.SeRatio, Rounding = s.Rounding.ToString(),
-            NumClasses = model.NumClasses, Padding = model.Padding.ToString(), FoldedBatchNorm = folded, NumBatchesTracked = counters,
-        };
-    }
+        Spec = model.Spec.ToJsonObject(), NumClasses = model.NumClasses, Padding = model.Padding.ToString(),
+        FoldedBatchNorm = folded, NumBatchesTracked = counters,
+    };
 
-    public RegNetSpec ToSpec() => RegNetSpec.Create(Depth, W0, WA, WM, GroupWidth, BottleneckRatio, SeRatio,
-        Enum.Parse<WidthRounding>(Rounding), Name);
+    public RegNetSpec ToSpec() => RegNetSpec.FromJson(Spec);
 
+    [JsonIgnore]
     public PaddingStyle PaddingStyle => Enum.Parse<PaddingStyle>(Padding);
 
     public string ToJson() => JsonSerializer.Serialize(this);
 
-    public static RegNetOnnxMetadata FromJson(string json) =>
-        JsonSerializer.Deserialize<RegNetOnnxMetadata>(json) ?? throw new JsonException("empty metadata");
+    public static RegNetOnnxMetadata FromJson(string json)
+    {
+        var o = JsonNode.Parse(json) as JsonObject ?? throw new JsonException("The metadata is not a JSON object.");
+        if (o["Spec"] is null)
+            o["Spec"] = new JsonObject(Format1Fields.Where(f => o[f.Flat] is not null)
+                .Select(f => KeyValuePair.Create<string, JsonNode?>(f.Spec, o[f.Flat]!.DeepClone())));
+        return o.Deserialize<RegNetOnnxMetadata>() ?? throw new JsonException("empty metadata");
+    }
 }

@@ -30,7 +30,8 @@ public static partial class AtomicFile
         }
         catch
         {
-            if (File.Exists(temp)) File.Delete(temp);
+            // Best effort: a failed clean-up must not hide the error that caused it.
+            try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
             throw;
         }
     }

@@ -46,7 +46,7 @@ public static class RegNetFile
             ["format"] = "pt",
             [FormatKey] = FormatName,
             [VersionKey] = Version.ToString(CultureInfo.InvariantCulture),
-            [SpecKey] = SpecToJson(spec),
+            [SpecKey] = spec.ToJson(),
             [NumClassesKey] = numClasses.ToString(CultureInfo.InvariantCulture),
             [ClassNamesKey] = JsonSerializer.Serialize(classNames ?? Array.Empty<string>()),
             [PreprocessingKey] = PreprocessingToJson(preprocessing),
@@ -55,21 +55,6 @@ public static class RegNetFile
         if (user is not null)
             foreach (var (k, v) in user) meta[k.StartsWith(UserPrefix, StringComparison.Ordinal) ? k : UserPrefix + k] = v;
         return meta;
-    }
-
-    internal static string SpecToJson(RegNetSpec spec) => new JsonObject
-    {
-        ["name"] = spec.Name, ["depth"] = spec.Depth, ["w0"] = spec.W0, ["wa"] = spec.WA, ["wm"] = spec.WM,
-        ["group_width"] = spec.GroupWidth, ["bottleneck_ratio"] = spec.BottleneckRatio, ["se_ratio"] = spec.SeRatio,
-        ["rounding"] = spec.Rounding == WidthRounding.TorchVision ? "torchvision" : "nearest",
-    }.ToJsonString();
-
-    internal static RegNetSpec SpecFromJson(string json)
-    {
-        var o = JsonNode.Parse(json)?.AsObject() ?? throw new InvalidDataException("regnetml.spec is empty.");
-        var rounding = (string?)o["rounding"] == "torchvision" ? WidthRounding.TorchVision : WidthRounding.Nearest;
-        return RegNetSpec.Create((int)o["depth"]!, (double)o["w0"]!, (double)o["wa"]!, (double)o["wm"]!, (int)o["group_width"]!,
-            (double)o["bottleneck_ratio"]!, (double)o["se_ratio"]!, rounding, (string?)o["name"]);
     }
 
     internal static string PreprocessingToJson(PreprocessingSpec p) => new JsonObject

@@ -126,7 +126,7 @@ public static class RegNetWeights
             case WeightFormat.RegNetML:
                 {
                     var meta = ReadMetadata(path);
-                    spec = RegNetFile.SpecFromJson(meta[RegNetFile.SpecKey]);
+                    spec = RegNetSpec.FromJson(meta[RegNetFile.SpecKey]);
                     classes = numClasses ?? int.Parse(meta[RegNetFile.NumClassesKey], System.Globalization.CultureInfo.InvariantCulture);
                     break;
                 }

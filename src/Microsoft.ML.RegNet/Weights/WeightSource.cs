@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Data;
 using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Modules;
@@ -109,8 +110,8 @@ internal sealed record WeightSource(
             source = source with { Padding = RegNetFile.PaddingFromString(meta.GetValueOrDefault(RegNetFile.PaddingKey)) };
             if (meta.TryGetValue(RegNetFile.ClassNamesKey, out var names))
                 source = source with { ClassNames = JsonSerializer.Deserialize<string[]>(names) ?? [] };
-            if (meta.TryGetValue(RegNetFile.SpecKey, out var specJson) && !RegNetFile.SpecFromJson(specJson).Equals(model.Spec))
-                source.Notes.Add($"the file was saved for {RegNetFile.SpecFromJson(specJson)}, the model is {model.Spec}");
+            if (meta.TryGetValue(RegNetFile.SpecKey, out var specJson) && RegNetSpec.FromJson(specJson) is var saved && !saved.Equals(model.Spec))
+                source.Notes.Add($"the file was saved for {saved}, the model is {model.Spec}");
             return source;
         }
         catch
