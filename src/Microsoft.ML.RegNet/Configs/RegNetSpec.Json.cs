@@ -37,6 +37,25 @@ public sealed partial class RegNetSpec
         }
     }
 
+    /// <summary>
+    /// Whether a stored spec (this JSON, or the <c>ToString()</c> text older files hold) describes this architecture.
+    /// </summary>
+    internal bool MatchesStored(string stored)
+    {
+        if (stored.TrimStart().StartsWith('{'))
+        {
+            try
+            {
+                return Equals(FromJson(stored));
+            }
+            catch (Exception e) when (e is InvalidDataException or System.Text.Json.JsonException)
+            {
+                return false;
+            }
+        }
+        return stored == ToString();
+    }
+
     internal static string RoundingName(WidthRounding rounding) => rounding switch
     {
         WidthRounding.Nearest => "nearest",

@@ -118,7 +118,7 @@ internal static class Checkpoint
             if (header.State is null) throw Damaged(path, "its header has no training state");
             validate?.Invoke(header);
             if (model is null) return header;
-            if (header.State.Architecture != model.Spec.ToString() || header.State.NumClasses != model.NumClasses)
+            if (!model.Spec.MatchesStored(header.State.Architecture) || header.State.NumClasses != model.NumClasses)
                 throw new InvalidDataException(
                     $"{path} was written for {header.State.Architecture} with {header.State.NumClasses} classes, but this run trains {model.Spec} with {model.NumClasses} classes.");
             model.load(reader);

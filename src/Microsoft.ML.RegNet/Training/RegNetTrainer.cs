@@ -192,7 +192,7 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
             var mixer = new BatchMixer(_o.Mixing, _columns.ClassCount, _o.LabelSmoothing);
             double lrScale = _o.LearningRateReferenceBatchSize is { } reference ? (double)_o.BatchSize / reference : 1.0;
 
-            var state = new TrainingState(0, 0, 0, CheckpointPolicy.InitialBest(_o.EarlyStopping), 0, _model.Spec.ToString(), _columns.ClassCount);
+            var state = new TrainingState(0, 0, 0, CheckpointPolicy.InitialBest(_o.EarlyStopping), 0, _model.Spec.ToJson(), _columns.ClassCount);
             long rows = CountRows(train);
             int stepsPerEpoch = (int)((rows + _o.BatchSize - 1) / _o.BatchSize);
             _stepsPerEpoch = stepsPerEpoch;
@@ -453,7 +453,7 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
             {
                 // A checkpoint of this trainer: its model weights only (a new run, new optimizer and schedule).
                 var header = Checkpoint.ReadHeader(path);
-                if (header.State.Architecture != _model.Spec.ToString())
+                if (!_model.Spec.MatchesStored(header.State.Architecture))
                     throw new ArgumentException($"The starting checkpoint {path} was written for {header.State.Architecture}, but this run trains {_model.Spec}. " +
                         "Set Architecture (or Spec) to the checkpoint's architecture.", "options");
                 using var source = new RegNetModel(_model.Spec, header.State.NumClasses);

@@ -12,7 +12,8 @@ internal static class TrainerConfig
         var config = new SortedDictionary<string, object?>(StringComparer.Ordinal)
         {
             ["architecture"] = spec.Name,
-            ["spec"] = new { depths = spec.StageDepths, widths = spec.StageWidths, group_widths = spec.StageGroupWidths, se_ratio = spec.SeRatio, spec.Depth, spec.W0, spec.WA, spec.WM, spec.GroupWidth },
+            ["spec"] = spec.ToJsonObject(),
+            ["stages"] = new { depths = spec.StageDepths, widths = spec.StageWidths, group_widths = spec.StageGroupWidths },
             ["parameters"] = spec.ParameterCount(columns.ClassCount),
             ["classes"] = columns.ClassNames,
             ["seed"] = seed,
