@@ -88,7 +88,7 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
     public RegNetTransformer Fit(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        TorchRuntime.Configure();
+        TorchRuntime.EnsureAvailable();
         var o = TrainerOptions;
         var columns = InputColumns.Resolve(input.Schema, o.LabelColumnName, o.ImageColumnName, "training data");
         IDataView train = input;
