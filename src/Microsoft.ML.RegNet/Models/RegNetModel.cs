@@ -42,7 +42,7 @@ public sealed class RegNetModel : nn.Module<Tensor, Tensor>, IOnnxExportable
         ArgumentNullException.ThrowIfNull(spec);
         if (numClasses < 0)
             throw new ArgumentException($"numClasses must be positive, or 0 for a headless model (got {numClasses}).", nameof(numClasses));
-        TorchRuntime.EnsureAvailable();
+        TorchRuntime.Configure();
 
         Spec = spec;
         NumClasses = numClasses;

@@ -4,12 +4,15 @@ using TorchSharp;
 namespace Microsoft.ML.RegNet.Runtime;
 
 /// <summary>
-/// Makes sure libtorch can be used, and turns a failure to load it into a message that names the cause and the fix.
+/// Sets libtorch up for this library, once per process, and turns a failure to load it into a message that names the
+/// cause and the fix. <see cref="Configure"/> is the one call; every entry point of the library (model construction,
+/// training, weight loading, reading safetensors or Keras tensors) makes it before it creates a tensor.
 /// </summary>
 public static class TorchRuntime
 {
     private const string RequiredGlibcxx = "GLIBCXX_3.4.32";
-    private static readonly Lazy<Exception?> LoadError = new(TryLoad, LazyThreadSafetyMode.ExecutionAndPublication);
+    private static readonly Lazy<TorchRuntimeReport> Configured = new(ConfigureOnce, LazyThreadSafetyMode.ExecutionAndPublication);
+    private static int _runs;
 
     /// <summary>
     /// Environment variable that overrides the oneDNN decision: <c>on</c> keeps oneDNN convolutions even where the self-test
@@ -17,62 +20,76 @@ public static class TorchRuntime
     /// </summary>
     public const string OneDnnVariable = "REGNET_ONEDNN";
 
-    /// <summary>Throws <see cref="InvalidOperationException"/> with a diagnosis when TorchSharp's native library cannot load.</summary>
-    /// <remarks>On first use it also runs <see cref="ConvolutionSelfTest"/>. libtorch 2.10's oneDNN AVX-512 kernels compute some
-    /// 3×3 convolutions wrongly on AMD CPUs, so there oneDNN is first capped at AVX2 (unless <c>ONEDNN_MAX_CPU_ISA</c> is set);
-    /// if the self-test still finds wrong results, oneDNN is switched off for this process (PyTorch's own convolutions are
-    /// then used: correct, about 2× slower for RegNetX-002 training).</remarks>
-    public static void EnsureAvailable()
-    {
-        if (LoadError.Value is { } error) throw error;
-    }
+    /// <summary>
+    /// Configures libtorch for this process and returns what was done; later calls (from any thread) return the same report
+    /// and change nothing. In order: glibc malloc thresholds (<c>REGNET_MALLOC_TUNING</c>), the oneDNN instruction-set cap
+    /// (<c>ONEDNN_MAX_CPU_ISA</c>), loading libtorch, NNPACK off where it cannot start, then the float32-vs-float64
+    /// convolution self-test that keeps or disables oneDNN (<see cref="OneDnnVariable"/>).
+    /// </summary>
+    /// <remarks>The ISA cap only takes effect if no convolution ran before this call: oneDNN reads it once, at its first
+    /// primitive. <see cref="TorchRuntimeReport.LibTorchWasLoaded"/> says whether other code used libtorch first.
+    /// libtorch 2.10's oneDNN AVX-512 kernels compute some 3×3 convolutions wrongly on AMD CPUs, so there oneDNN is capped
+    /// at AVX2; if the self-test still finds wrong results, oneDNN is switched off for this process (PyTorch's own
+    /// convolutions are then used: correct, about 2× slower for RegNetX-002 training).</remarks>
+    /// <exception cref="InvalidOperationException">TorchSharp's native library cannot load (with a diagnosis), or a
+    /// <c>REGNET_*</c> variable has an invalid value; every later call throws the same exception.</exception>
+    public static TorchRuntimeReport Configure() => Configured.Value;
+
+    /// <summary>Same as <see cref="Configure"/>, for callers that only need libtorch to be usable.</summary>
+    public static void EnsureAvailable() => Configure();
+
+    /// <summary>The report of <see cref="Configure"/>, or null if it has not completed in this process.</summary>
+    public static TorchRuntimeReport? Report => Configured.IsValueCreated ? Configured.Value : null;
+
+    /// <summary>How many times the set-up itself ran in this process (1 after any number of <see cref="Configure"/> calls).</summary>
+    internal static int ConfigurationRuns => Volatile.Read(ref _runs);
 
     /// <summary>Whether oneDNN (MKL-DNN) convolutions are in use in this process.</summary>
     public static bool OneDnnEnabled => LibTorchContext.MkldnnEnabled;
 
     /// <summary>How glibc's malloc was set up for libtorch (see <c>REGNET_MALLOC_TUNING</c>), for logs and bug reports.</summary>
-    public static string NativeAllocator { get; private set; } = "not set up";
+    public static string NativeAllocator => Report?.NativeAllocator ?? "not set up";
 
     /// <summary>What the convolution self-test found when libtorch was first used, for logs and bug reports.</summary>
-    public static string ConvolutionSelfTest { get; private set; } = "not run";
+    public static string ConvolutionSelfTest => Report?.ConvolutionSelfTest ?? "not run";
 
-    private static Exception? TryLoad()
+    private static TorchRuntimeReport ConfigureOnce()
     {
+        Interlocked.Increment(ref _runs);
+        bool loadedBefore = LibTorchMapped();
+        string allocator = NativeAllocatorTuning.Apply(); // before libtorch allocates its first tensors
+        string isa = OneDnnIsaCap.Apply(); // before libtorch's first convolution: oneDNN reads the cap once
         try
         {
-            NativeAllocator = NativeAllocatorTuning.Apply(); // before libtorch allocates its first tensors
-            string isa = OneDnnIsaCap.Apply(); // before libtorch's first convolution: oneDNN reads the cap once
-            using var probe = torch.ones(1);
-            string nnpack = "";
-            if (!LibTorchContext.NnpackAvailable)
-            {
-                LibTorchContext.DisableNnpack(); // before the probe, or every probe convolution logs the failed NNPACK start
-                nnpack = "; NNPACK unavailable on this CPU, disabled";
-            }
-            ConvolutionSelfTest = ChooseConvolutionBackend() + "; " + isa + nnpack;
-            return null;
+            using (torch.ones(1)) { } // loads libtorch
         }
         catch (Exception e) when (e is TypeInitializationException or DllNotFoundException or NotSupportedException)
         {
-            return new InvalidOperationException(Diagnose(), e);
+            throw new InvalidOperationException(Diagnose(), e);
         }
+        string nnpack = "NNPACK available";
+        if (!LibTorchContext.NnpackAvailable)
+        {
+            LibTorchContext.DisableNnpack(); // before the probe, or every probe convolution logs the failed NNPACK start
+            nnpack = "NNPACK unavailable on this CPU, disabled";
+        }
+        var (error, mode) = ChooseConvolutionBackend();
+        return new TorchRuntimeReport(allocator, isa, nnpack, error, mode, LibTorchContext.MkldnnEnabled, torch.get_num_threads(), loadedBefore);
     }
 
-    private static string ChooseConvolutionBackend()
+    // Whether libtorch is already mapped into the process, i.e. someone used TorchSharp before Configure.
+    private static bool LibTorchMapped() =>
+        OperatingSystem.IsLinux() && File.ReadLines("/proc/self/maps").Any(line => line.EndsWith("/libtorch_cpu.so", StringComparison.Ordinal));
+
+    private static (double Error, string Mode) ChooseConvolutionBackend()
     {
         string mode = (Environment.GetEnvironmentVariable(OneDnnVariable) ?? "auto").Trim().ToLowerInvariant();
+        if (mode is not ("on" or "off" or "auto"))
+            throw new InvalidOperationException($"{OneDnnVariable} must be on, off or auto (got '{mode}').");
         double error = LibTorchContext.MkldnnEnabled ? ConvolutionErrorProbe.MaxError() : 0;
-        bool broken = error > ConvolutionErrorProbe.Tolerance;
-        bool disable = mode switch
-        {
-            "on" => false,
-            "off" => true,
-            "auto" => broken,
-            _ => throw new InvalidOperationException($"{OneDnnVariable} must be on, off or auto (got '{mode}')."),
-        };
+        bool disable = mode == "off" || (mode == "auto" && error > ConvolutionErrorProbe.Tolerance);
         if (disable) LibTorchContext.MkldnnEnabled = false;
-        return FormattableString.Invariant(
-            $"oneDNN convolution max error {error:E2} ({(broken ? "wrong" : "correct")}); {OneDnnVariable}={mode}; oneDNN {(LibTorchContext.MkldnnEnabled ? "enabled" : "disabled")}");
+        return (error, mode);
     }
 
     /// <summary>Explains why libtorch did not load on this host.</summary>

@@ -118,6 +118,7 @@ public static class RegNetWeights
     /// state dicts): construct <see cref="RegNetModel"/> yourself and call <see cref="Load"/>.</exception>
     public static LoadedRegNet LoadModel(string path, int? numClasses = null, WeightLoadOptions? options = null)
     {
+        Runtime.TorchRuntime.Configure(); // an ML.NET zip is read into tensors before the model exists
         var format = WeightFormatDetector.Detect(path);
         RegNetSpec spec;
         int classes;

@@ -32,22 +32,6 @@ public sealed class TorchRuntimeTests
     }
 
     [TestMethod]
-    public void OnGlibcTheMallocThresholdsAreRaisedUnlessTheUserChose()
-    {
-        TorchRuntime.EnsureAvailable();
-        string report = TorchRuntime.NativeAllocator;
-        if (!OperatingSystem.IsLinux()) Assert.Inconclusive(report);
-        string[] userSettings = { "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_", "GLIBC_TUNABLES" };
-        if (userSettings.Any(v => Environment.GetEnvironmentVariable(v) is not null)
-            || Environment.GetEnvironmentVariable("REGNET_MALLOC_TUNING")?.Trim().ToLowerInvariant() == "off")
-        {
-            StringAssert.Contains(report, "untouched");
-            return;
-        }
-        Assert.AreEqual("malloc mmap threshold 32 MiB, trim threshold 1024 MiB", report);
-    }
-
-    [TestMethod]
     public void OnOldLibStdCxxTheOutputCopyIsPatchedAndTheDiagnosisNamesCauseAndFix()
     {
         if (!OperatingSystem.IsLinux()) Assert.Inconclusive("The GLIBCXX fix applies to Linux only.");

@@ -20,7 +20,7 @@ internal static class WeightFixtures
 
     public static RegNetSpec TinyX { get; } = RegNetSpec.Create(5, 8, 8, 2, 8, seRatio: 0.0, name: "tiny_x");
 
-    private static readonly Lazy<Dictionary<string, Tensor>> ReferenceTensors = new(() => { Microsoft.ML.RegNet.Runtime.TorchRuntime.EnsureAvailable(); return Safetensors.Read(PathOf("reference.safetensors")).Tensors; });
+    private static readonly Lazy<Dictionary<string, Tensor>> ReferenceTensors = new(() => Safetensors.Read(PathOf("reference.safetensors")).Tensors);
 
     /// <summary>pixels (2×3×64×64, RGB, 0–255), logits_imagenet_y/x, logits_keras_y/x.</summary>
     public static Tensor Reference(string name) => ReferenceTensors.Value[name];

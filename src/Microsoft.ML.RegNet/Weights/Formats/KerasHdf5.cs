@@ -129,6 +129,7 @@ public static class KerasHdf5
     /// <returns>Canonical tensors, whether a classifier was found, and "by name" or "by order".</returns>
     public static (Dictionary<string, Tensor> Tensors, bool HasTop, string Pairing) ToCanonical(IReadOnlyList<KerasFileLayer> fileLayers, RegNetSpec spec)
     {
+        Runtime.TorchRuntime.Configure();
         ArgumentNullException.ThrowIfNull(fileLayers);
         string? filePrefix = Prefix(fileLayers);
         var body = KerasLayout.Layers(spec, filePrefix ?? KerasLayout.ModelPrefix(spec), includeTop: false);
