@@ -87,6 +87,17 @@ public sealed class RegNetTrainerTests
         var keyed = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(data.Rows)).Transform(ml.Data.LoadFromEnumerable(data.Rows));
         var e = Assert.ThrowsExactly<ArgumentException>(() => ml.MulticlassClassification.Trainers.RegNet(TinyOptions()).Fit(keyed));
         StringAssert.Contains(e.Message, "at least 2");
+
+        using var two = new TinyImageData(perClass: 2);
+        var rows = ml.Data.LoadFromEnumerable(two.Rows);
+        var labelled = ml.Transforms.Conversion.MapValueToKey("Label").Fit(rows).Transform(rows);
+        var missing = Assert.ThrowsExactly<ArgumentException>(() => ml.MulticlassClassification.Trainers.RegNet(TinyOptions()).Fit(labelled));
+        StringAssert.Contains(missing.Message, "no image column 'Image'");
+        StringAssert.Contains(missing.Message, "LoadImages");
+        var path = ml.Transforms.CopyColumns("Image", nameof(TinyImageData.Row.ImagePath)).Fit(labelled).Transform(labelled);
+        var wrong = Assert.ThrowsExactly<ArgumentException>(() => ml.MulticlassClassification.Trainers.RegNet(TinyOptions()).Fit(path));
+        StringAssert.Contains(wrong.Message, "'Image'");
+        StringAssert.Contains(wrong.Message, "LoadImages");
     }
 
     [TestMethod]
@@ -195,192 +206,5 @@ public sealed class RegNetTrainerTests
         pipeline.Fit(view);
         Assert.IsGreaterThanOrEqualTo(90, live.Count);
         Assert.IsLessThanOrEqualTo(live[10] + 5, live[^1], $"live tensors grew from {live[10]} to {live[^1]}");
-    }
-}
-
-[TestClass]
-public sealed class RegNetTransformerPersistenceTests
-{
-    [TestMethod]
-    public void ModelSaveAndLoadGivePredictionsOfTheTrainedPipeline()
-    {
-        using var data = new TinyImageData(perClass: 8);
-        var ml = new MLContext(seed: 1);
-        var view = ml.Data.LoadFromEnumerable(data.Rows);
-        var options = SaveableOptions();
-        var pipeline = ml.Transforms.Conversion.MapValueToKey("Label", nameof(TinyImageData.Row.Label))
-            .Append(ml.Transforms.LoadImages("Image", null, nameof(TinyImageData.Row.ImagePath)))
-            .Append(ml.MulticlassClassification.Trainers.RegNet(options))
-            .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabelText", "PredictedLabel"));
-        var model = pipeline.Fit(view);
-        string path = Path.Combine(data.Folder, "model.zip");
-        ml.Model.Save(model, view.Schema, path);
-
-        var loaded = new MLContext(seed: 2).Model.Load(path, out var schema);
-        Assert.IsFalse(((IEnumerable<ITransformer>)loaded).OfType<RegNetTransformer>().Any(), "Load gives ML.NET's own transformers");
-        var before = ml.Data.CreateEnumerable<Scored>(model.Transform(view), false).ToList();
-        var after = ml.Data.CreateEnumerable<Scored>(loaded.Transform(view), false).ToList();
-        for (int i = 0; i < before.Count; i++)
-        {
-            Assert.AreEqual(before[i].PredictedLabelText, after[i].PredictedLabelText, $"row {i}");
-            for (int c = 0; c < 2; c++) Assert.AreEqual(before[i].Score[c], after[i].Score[c], 1e-4, $"row {i} class {c}");
-        }
-        var engine = ml.Model.CreatePredictionEngine<TinyImageData.Row, Scored>(loaded);
-        Assert.AreEqual(before[0].PredictedLabelText, engine.Predict(data.Rows[0]).PredictedLabelText);
-    }
-
-    /// <summary>A tiny model trained on 32×32 images with the whole image as evaluation crop.</summary>
-    internal static RegNetTrainer.Options SaveableOptions() => new()
-    {
-        Spec = RegNetSpec.Create(depth: 4, w0: 8, wa: 8, wm: 2, groupWidth: 8), ImageSize = 32, BatchSize = 8, MaxEpochs = 2,
-        LearningRate = 3e-3, Seed = 5, CropFraction = 1.0,
-    };
-
-    private sealed class Scored
-    {
-        public float[] Score { get; set; } = Array.Empty<float>();
-        public string PredictedLabelText { get; set; } = "";
-    }
-}
-
-[TestClass]
-public sealed class FineTuningTests
-{
-    [TestMethod]
-    public void StartsFromAWeightsFileWithAnotherClassCountAndFrozenStages()
-    {
-        var spec = RegNetSpec.Create(depth: 4, w0: 8, wa: 8, wm: 2, groupWidth: 8);
-        using var data = new TinyImageData(perClass: 6, classes: new[] { "red", "blue", "green" });
-        string weights = Path.Combine(data.Folder, "pretrained.regnet.safetensors");
-        using (var pretrained = new Microsoft.ML.RegNet.Models.RegNetModel(spec, numClasses: 7))
-            Microsoft.ML.RegNet.Weights.RegNetWeights.Save(pretrained, weights);
-        using var source = new Microsoft.ML.RegNet.Models.RegNetModel(spec, numClasses: 7);
-        Microsoft.ML.RegNet.Weights.RegNetWeights.Load(source, weights);
-
-        var ml = new MLContext(1);
-        var options = new RegNetTrainer.Options
-        {
-            Spec = spec, ImageSize = 32, BatchSize = 6, MaxEpochs = 1, Seed = 3, StartingWeightsPath = weights, FreezeStages = 2,
-        };
-        var model = ml.Transforms.Conversion.MapValueToKey("Label")
-            .Append(ml.Transforms.LoadImages("Image", null, nameof(TinyImageData.Row.ImagePath)))
-            .Append(ml.MulticlassClassification.Trainers.RegNet(options))
-            .Fit(ml.Data.LoadFromEnumerable(data.Rows));
-        var trained = ((IEnumerable<ITransformer>)model).OfType<RegNetTransformer>().Single();
-        Assert.AreEqual(3, trained.Model.NumClasses);
-        var before = source.state_dict();
-        foreach (var (name, tensor) in trained.Model.state_dict())
-        {
-            if (name.StartsWith("head.")) continue;
-            bool frozen = name.StartsWith("stem.") || name.StartsWith("s1.") || name.StartsWith("s2.");
-            bool same = tensor.eq(before[name]).all().item<bool>();
-            if (frozen) Assert.IsTrue(same, $"{name} is frozen but changed");
-        }
-        Assert.IsFalse(trained.Model.state_dict()["s3.b1.conv1.conv.weight"].eq(before["s3.b1.conv1.conv.weight"]).all().item<bool>(), "unfrozen stage did not train");
-    }
-}
-
-[TestClass]
-public sealed class RegNetTrainerBadInputTests
-{
-    private static RegNetTrainer.Options Options() => new()
-    {
-        Spec = RegNetSpec.Create(depth: 4, w0: 8, wa: 8, wm: 2, groupWidth: 8), ImageSize = 32, BatchSize = 4, MaxEpochs = 1, Seed = 1, WorkerThreads = 1,
-    };
-
-    private static IDataView Keyed(MLContext ml, IEnumerable<TinyImageData.Row> rows, ITransformer? mapping = null)
-    {
-        var view = ml.Data.LoadFromEnumerable(rows);
-        mapping ??= ml.Transforms.Conversion.MapValueToKey("Label").Fit(view);
-        return ml.Transforms.LoadImages("Image", null, nameof(TinyImageData.Row.ImagePath)).Fit(view).Transform(mapping.Transform(view));
-    }
-
-    [TestMethod]
-    public void EmptyDataIsRejected()
-    {
-        var ml = new MLContext(1);
-        using var data = new TinyImageData(perClass: 1);
-        var mapping = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(data.Rows));
-        var empty = Keyed(ml, Array.Empty<TinyImageData.Row>(), mapping);
-        var e = Assert.ThrowsExactly<InvalidOperationException>(() => ml.MulticlassClassification.Trainers.RegNet(Options()).Fit(empty));
-        StringAssert.Contains(e.Message, "empty");
-    }
-
-    [TestMethod]
-    public void ValidationSetWithOtherClassesIsRejected()
-    {
-        var ml = new MLContext(1);
-        using var data = new TinyImageData(perClass: 2);
-        using var other = new TinyImageData(perClass: 2, classes: new[] { "red", "blue", "green" });
-        var options = Options();
-        options.ValidationSet = Keyed(ml, other.Rows);
-        var e = Assert.ThrowsExactly<ArgumentException>(() => ml.MulticlassClassification.Trainers.RegNet(options).Fit(Keyed(ml, data.Rows)));
-        StringAssert.Contains(e.Message, "same MapValueToKey");
-    }
-
-    [TestMethod]
-    public void CorruptImageInTheMiddleFailsNamingTheRowOrIsSkippedAndCounted()
-    {
-        var ml = new MLContext(1);
-        using var data = new TinyImageData(perClass: 4);
-        File.WriteAllBytes(data.Rows[5].ImagePath, new byte[] { 1, 2, 3, 4 }); // not an image
-        var raw = ml.Data.LoadFromEnumerable(data.Rows);
-        var keyed = ml.Transforms.Conversion.MapValueToKey("Label").Fit(raw).Transform(raw);
-        var bytes = ml.Transforms.LoadRawImageBytes("Image", null, nameof(TinyImageData.Row.ImagePath)).Fit(keyed).Transform(keyed);
-
-        var e = Assert.Throws<Exception>(() => ml.MulticlassClassification.Trainers.RegNet(Options()).Fit(bytes));
-        StringAssert.Contains(e.ToString(), "row 5");
-
-        var skipping = Options();
-        skipping.BadImagePolicy = Microsoft.ML.RegNet.Data.Pipeline.BadImagePolicy.Skip;
-        var logs = new List<string>();
-        ml.Log += (_, args) => logs.Add(args.Message);
-        ml.MulticlassClassification.Trainers.RegNet(skipping).Fit(bytes);
-        Assert.IsTrue(logs.Any(l => l.Contains("could not be decoded")), "the skipped image is reported");
-    }
-
-    [TestMethod]
-    public void DivergingLossStopsWithAClearMessage()
-    {
-        var ml = new MLContext(1);
-        using var data = new TinyImageData(perClass: 8);
-        var options = Options();
-        options.MaxEpochs = 5;
-        options.LearningRate = 1e12;
-        options.WeightDecay = 0;
-        var e = Assert.ThrowsExactly<InvalidOperationException>(() => ml.MulticlassClassification.Trainers.RegNet(options).Fit(Keyed(ml, data.Rows)));
-        StringAssert.Contains(e.Message, "Lower the learning rate");
-    }
-}
-
-[TestClass]
-public sealed class StartingModelTests
-{
-    [TestMethod]
-    public void StartsFromATrainedTransformerAndRejectsAnotherArchitecture()
-    {
-        var spec = RegNetSpec.Create(depth: 4, w0: 8, wa: 8, wm: 2, groupWidth: 8);
-        using var data = new TinyImageData(perClass: 4, classes: new[] { "red", "blue", "green" });
-        var ml = new MLContext(1);
-        var view = ml.Data.LoadFromEnumerable(data.Rows);
-        IEstimator<ITransformer> Pipeline(RegNetTrainer.Options o) => ml.Transforms.Conversion.MapValueToKey("Label")
-            .Append(ml.Transforms.LoadImages("Image", null, nameof(TinyImageData.Row.ImagePath)))
-            .Append(ml.MulticlassClassification.Trainers.RegNet(o));
-        RegNetTrainer.Options Options() => new() { Spec = spec, ImageSize = 32, BatchSize = 6, MaxEpochs = 1, Seed = 3, FreezeStages = 3 };
-
-        var first = ((IEnumerable<ITransformer>)Pipeline(Options()).Fit(view)).OfType<RegNetTransformer>().Single();
-        var twoClasses = ml.Data.LoadFromEnumerable(data.Rows.Where(r => r.Label != "green"));
-        var options = Options();
-        options.StartingModel = first;
-        var second = ((IEnumerable<ITransformer>)Pipeline(options).Fit(twoClasses)).OfType<RegNetTransformer>().Single();
-        Assert.AreEqual(2, second.Model.NumClasses);
-        var before = first.Model.state_dict();
-        foreach (var (name, tensor) in second.Model.state_dict().Where(kv => kv.Key.StartsWith("s1.")))
-            Assert.IsTrue(tensor.eq(before[name]).all().item<bool>(), $"{name} was not copied from the starting model");
-
-        var other = Options();
-        other.Spec = RegNetSpec.Create(depth: 4, w0: 8, wa: 8, wm: 2, groupWidth: 8, seRatio: 0.25);
-        other.StartingModel = first;
-        Assert.ThrowsExactly<ArgumentException>(() => Pipeline(other).Fit(view));
     }
 }

@@ -1,0 +1,216 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Microsoft.ML.Data;
+using Microsoft.ML.RegNet.Configs;
+using Microsoft.ML.RegNet.Data.Mixing;
+using Microsoft.ML.RegNet.Data.MLNet;
+using Microsoft.ML.RegNet.Data.Pipeline;
+using Microsoft.ML.RegNet.Data.Transforms;
+using Microsoft.ML.RegNet.Models;
+using Microsoft.ML.RegNet.Runtime;
+using Microsoft.ML.RegNet.Weights;
+using Microsoft.ML.RegNet.Weights.Formats;
+using Microsoft.ML.Runtime;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.RegNet.Training;
+
+public sealed partial class RegNetTrainer
+{
+    /// <summary>One Fit: the model, optimizer, schedule, data pipelines and run folder.</summary>
+    private sealed partial class TrainingLoop
+    {
+        private readonly RegNetTrainer _trainer;
+        private readonly Options _o;
+        private readonly RegNetModel _model;
+        private readonly InputColumns _columns;
+        private readonly int _seed;
+        private readonly IChannel _channel;
+        private RunDirectory? _run;
+        private CheckpointPolicy _checkpoints = null!;
+        private int _stepsPerEpoch;
+        private RegNetTrainingMetrics? _lastTrain;
+        private RegNetTrainingMetrics? _lastValidation;
+        private string _stopReason = "completed";
+
+        public TrainingLoop(RegNetTrainer trainer, RegNetModel model, InputColumns columns, int seed, IChannel channel)
+        {
+            _trainer = trainer;
+            _o = trainer.TrainerOptions;
+            _model = model;
+            _columns = columns;
+            _seed = seed;
+            _channel = channel;
+        }
+
+        public string? RunPath => _run?.Path;
+
+        public string Summary => $"{_stopReason}; last train {_lastTrain}; last validation {(object?)_lastValidation ?? "none"}" +
+                                 (_run is null ? "" : $"; run folder {_run.Path}");
+
+        public void Run(IDataView train, IDataView? validation)
+        {
+            if (_o.ResumeFrom is null) LoadStartingWeights();
+            else if (_o.StartingWeightsPath is not null || _o.StartingModel is not null)
+                _channel.Info(MessageSensitivity.None, "Resuming: the starting weights are not loaded, the checkpoint's weights are.");
+            var trainable = Freeze();
+            var (optimizer, decay) = CreateOptimizer(trainable);
+            using var _ = optimizer;
+            var trainPipeline = new ImageBatchPipeline(new ImageBatchPipelineOptions
+            {
+                ImageColumn = _o.ImageColumnName, LabelColumn = _o.LabelColumnName, BatchSize = _o.BatchSize, ImageSize = _o.ImageSize,
+                Augmentation = _o.Augmentation, Normalization = _o.Normalization, Seed = _seed, WorkerThreads = _o.WorkerThreads,
+                Shuffle = _o.Shuffle, ShufflePoolSize = _o.ShufflePoolSize, DropLast = false, BadImagePolicy = _o.BadImagePolicy,
+            });
+            // Validation sees the evaluation transform that scoring and the saved model use: its ML.NET steps on the view.
+            var evalPipeline = new ImageBatchPipeline(trainPipeline.Options with
+            {
+                ImageColumn = EvaluationPreprocessing.ResizedColumnName, Augmentation = AugmentationOptions.Evaluation(_o.CropFraction), Shuffle = false,
+            });
+            if (validation is not null)
+                validation = EvaluationPreprocessing.Apply(validation, new EvaluationCrop(_o.ImageSize, _o.CropFraction), _o.ImageColumnName, _columns.ImageIsBytes);
+            var mixer = new BatchMixer(_o.Mixing, _columns.ClassCount, _o.LabelSmoothing);
+            double lrScale = _o.LearningRateReferenceBatchSize is { } reference ? (double)_o.BatchSize / reference : 1.0;
+
+            var state = new TrainingState(0, 0, 0, CheckpointPolicy.InitialBest(_o.EarlyStopping), 0, _model.Spec.ToJson(), _columns.ClassCount);
+            long rows = CountRows(train);
+            int stepsPerEpoch = (int)((rows + _o.BatchSize - 1) / _o.BatchSize);
+            _stepsPerEpoch = stepsPerEpoch;
+            OpenRunFolder(ref state, optimizer, rows);
+            if (_o.CancellationToken.IsCancellationRequested && state.GlobalStep == 0)
+            {
+                _run?.Dispose();
+                _o.CancellationToken.ThrowIfCancellationRequested();
+            }
+            var schedule = new LearningRateSchedule(_o.LearningRate * lrScale, _o.MaxEpochs, stepsPerEpoch, _o.Schedule, _o.ScheduleGranularity,
+                _o.WarmupEpochs, _o.WarmupFactor, _o.StepMilestones, _o.StepGamma);
+            var session = new TrainingSession(_model, optimizer, decay, schedule, mixer, _seed, _frozen, state);
+            _sinks = new List<IMetricsSink>();
+            if (_run is not null) _sinks.Add(_run);
+            if (_o.MetricsCallback is { } callback) _sinks.Add(new DelegateMetricsSink(callback));
+            _sinks.Add(new DelegateMetricsSink(m => _channel.Info(MessageSensitivity.None, m.ToString())));
+
+            try
+            {
+                for (int epoch = session.State.Epoch; epoch < _o.MaxEpochs; epoch++)
+                {
+                    _channel.Trace(MessageSensitivity.None, $"Starting epoch {epoch}");
+                    bool completed = TrainEpoch(train, session, trainPipeline);
+                    if (!completed)
+                    {
+                        _stopReason = "cancelled";
+                        _channel.Warning(MessageSensitivity.None, $"Training cancelled in epoch {epoch} after {session.State.GlobalStep} steps; returning the current weights.");
+                        return;
+                    }
+                    session.State = session.State with { Epoch = epoch + 1, BatchInEpoch = 0 };
+                    if (validation is not null)
+                    {
+                        var metrics = session.Evaluate(evalPipeline, validation, epoch, session.State.GlobalStep, schedule.At(epoch, stepsPerEpoch), _o.CancellationToken);
+                        _lastValidation = metrics;
+                        Report(metrics);
+                        session.State = _checkpoints.AfterValidation(session.State, metrics);
+                        FaultPoints.Hit("epoch:validated");
+                    }
+                    _checkpoints.SaveLatest(session.State);
+                    _run?.PlotCurves();
+                    if (_checkpoints.StopReason(session.State, epoch) is { } reason)
+                    {
+                        _stopReason = reason;
+                        _channel.Info(MessageSensitivity.None, _stopReason);
+                        return;
+                    }
+                }
+            }
+            finally
+            {
+                _run?.Dispose();
+                if (trainPipeline.BadImagesSkipped > 0)
+                    _channel.Warning(MessageSensitivity.None, $"{trainPipeline.BadImagesSkipped} training images were unreadable or could not be decoded and were skipped: {trainPipeline.DescribeBadRows()}");
+            }
+        }
+
+        // Returns false when cancelled.
+        private bool TrainEpoch(IDataView train, TrainingSession session, ImageBatchPipeline pipeline)
+        {
+            session.SetTrainMode();
+            int epoch = session.State.Epoch, skipBatches = session.State.BatchInEpoch;
+            var window = new MetricsAccumulator();
+            var whole = new MetricsAccumulator();
+            double lr = session.Schedule.At(epoch, skipBatches);
+            using var batches = pipeline.Read(train, epoch, skipBatches, _o.CancellationToken).GetEnumerator();
+            while (true)
+            {
+                try
+                {
+                    if (!batches.MoveNext()) break;
+                }
+                catch (OperationCanceledException) when (_o.CancellationToken.IsCancellationRequested)
+                {
+                    return SaveOnCancel(session.State);
+                }
+                using (var batch = batches.Current)
+                {
+                    if (_o.CancellationToken.IsCancellationRequested) return SaveOnCancel(session.State);
+                    var step = session.Step(batch);
+                    if (!step.IsFinite)
+                        throw new InvalidOperationException(
+                            $"The training loss became {step.Loss} at epoch {epoch}, step {session.State.BatchInEpoch}. Lower the learning rate or check the data. " +
+                            _checkpoints.LastGoodSentence);
+                    lr = step.LearningRate;
+                    window.Add(step);
+                    whole.Add(step);
+                    var state = session.State;
+                    if (state.GlobalStep % _o.LogEveryNSteps == 0)
+                    {
+                        _lastTrain = window.ToMetrics(MetricsPhase.TrainSteps, epoch, state.GlobalStep, lr);
+                        Report(_lastTrain);
+                        window = new MetricsAccumulator();
+                    }
+                    // After an epoch's last step the epoch-end checkpoint follows; writing both would make previous.ckpt a copy of latest.
+                    if (_o.CheckpointEveryNSteps > 0 && state.GlobalStep % _o.CheckpointEveryNSteps == 0 && state.BatchInEpoch < _stepsPerEpoch)
+                        _checkpoints.SaveLatest(state);
+                    FaultPoints.Hit("step");
+                }
+            }
+            if (_o.CancellationToken.IsCancellationRequested) return SaveOnCancel(session.State);
+            // Resumed from a checkpoint written after the epoch's last step: nothing of the epoch is left to train.
+            if (whole.Images == 0 && skipBatches > 0 && skipBatches >= _stepsPerEpoch) return true;
+            if (whole.Images == 0)
+                throw new InvalidOperationException(epoch == 0 && skipBatches == 0
+                    ? "The training data is empty (no row had a decodable image and a label)."
+                    : $"Epoch {epoch} produced no batches.");
+            _lastTrain = whole.ToMetrics(MetricsPhase.TrainEpoch, epoch, session.State.GlobalStep, lr);
+            Report(_lastTrain);
+            return true;
+        }
+
+        private bool SaveOnCancel(TrainingState state)
+        {
+            _checkpoints.SaveLatest(state);
+            return false;
+        }
+
+        private List<IMetricsSink> _sinks = new();
+
+        private void Report(RegNetTrainingMetrics metrics)
+        {
+            foreach (var sink in _sinks) sink.Record(metrics);
+        }
+
+        private static long CountRows(IDataView train)
+        {
+            long? rows = train.GetRowCount();
+            if (rows is null)
+            {
+                rows = 0;
+                using var cursor = train.GetRowCursor(Array.Empty<DataViewSchema.Column>());
+                while (cursor.MoveNext()) rows++;
+            }
+            if (rows == 0) throw new InvalidOperationException("The training data is empty.");
+            return rows.Value;
+        }
+
+    }
+}
