@@ -28,59 +28,7 @@ public sealed partial class RegNetTrainer
             _checkpoints = new CheckpointPolicy(null, _o.EarlyStopping, _model, optimizer);
             if (_o.ResumeFrom is { } resume)
             {
-                var (checkpoint, runFolder) = ResolveResume(resume);
-                List<string> allowed = new();
-                var header = Checkpoint.Load(checkpoint, _model, optimizer, h =>
-                {
-                    if (h.Config is null) return;
-                    var (refused, changed) = TrainerConfig.Compare(h.Config, config);
-                    if (refused.Count > 0)
-                        throw new ArgumentException(
-                            $"Cannot resume from {checkpoint}: these options or data differ from the run's configuration (config.json, also stored in the checkpoint), " +
-                            $"and the resumed training would not continue it:{Environment.NewLine}  " + string.Join(Environment.NewLine + "  ", refused) +
-                            $"{Environment.NewLine}Use the run's values, or start a new run (ResumeFrom = null, StartingWeightsPath = \"{checkpoint}\" to start from its weights).", "options");
-                    allowed = changed;
-                });
-                state = header.State;
-                foreach (var change in allowed) _channel.Info(MessageSensitivity.None, $"Resume: changed {change}");
-                if (runFolder is not null && Path.GetFileName(checkpoint) == RunDirectory.PreviousCheckpointName) SetAsideReplacedLatest(runFolder);
-                if (runFolder is not null)
-                {
-                    try
-                    {
-                        _run = RunDirectory.Open(runFolder, header.MetricsRecords);
-                    }
-                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                    {
-                        throw new IOException($"Cannot continue the run folder {runFolder}: {e.Message}. Nothing in it was changed by this resume " +
-                            "except what the message names. Make the folder writable (or free space) and resume again.", e);
-                    }
-                }
-                else if (_o.WorkspacePath is not null) _run = RunDirectory.Create(_o.WorkspacePath, _model.Spec.Name, DateTime.Now);
-                else
-                    _channel.Warning(MessageSensitivity.None,
-                        $"{checkpoint} is not inside a run folder's checkpoints/ and WorkspacePath is not set: no further checkpoints or metrics are written.");
-                if (_run is not null)
-                {
-                    var old = _run.ReadConfig();
-                    var resumes = old?["resumes"] is JsonArray a ? (JsonArray)a.DeepClone() : new JsonArray();
-                    resumes.Add(new JsonObject
-                    {
-                        ["from"] = Path.GetFullPath(checkpoint), ["step"] = state.GlobalStep,
-                        ["at"] = DateTime.Now.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
-                        ["changed"] = new JsonArray(allowed.Select(c => (JsonNode)c).ToArray()),
-                    });
-                    if (old?["started"] is { } started) config["started"] = started.DeepClone();
-                    config["resumes"] = resumes;
-                    _run.WriteConfig(config);
-                    foreach (var file in _run.RemovedTemporaries)
-                        _channel.Info(MessageSensitivity.None, $"Removed {file}, left by a checkpoint or file write that was interrupted.");
-                    if (_run.DroppedRecords > 0)
-                        _channel.Info(MessageSensitivity.None, $"Dropped {_run.DroppedRecords} metrics records written after {checkpoint}; those steps run again.");
-                }
-                _checkpoints = new CheckpointPolicy(_run, _o.EarlyStopping, _model, optimizer) { Config = config, LastGood = (Path.GetFullPath(checkpoint), state.GlobalStep) };
-                _channel.Info(MessageSensitivity.None, $"Resuming from {checkpoint}: epoch {state.Epoch}, batch {state.BatchInEpoch}, step {state.GlobalStep}" +
-                    (_run is null ? "." : $"; run folder {_run.Path}."));
+                state = Resume(resume, optimizer, config);
                 return;
             }
             if (_o.WorkspacePath is null) return;
@@ -88,6 +36,73 @@ public sealed partial class RegNetTrainer
             _run.WriteConfig(config);
             _checkpoints = new CheckpointPolicy(_run, _o.EarlyStopping, _model, optimizer) { Config = config };
             _channel.Info(MessageSensitivity.None, $"Run folder: {_run.Path}");
+        }
+
+        // Loads the checkpoint after comparing its configuration with this run's, and continues its run folder.
+        private TrainingState Resume(string resume, OptimizerHelper optimizer, JsonObject config)
+        {
+            var (checkpoint, runFolder) = ResolveResume(resume);
+            List<string> allowed = new();
+            var header = Checkpoint.Load(checkpoint, _model, optimizer, h =>
+            {
+                if (h.Config is null) return;
+                var (refused, changed) = TrainerConfig.Compare(h.Config, config);
+                if (refused.Count > 0)
+                    throw new ArgumentException(
+                        $"Cannot resume from {checkpoint}: these options or data differ from the run's configuration (config.json, also stored in the checkpoint), " +
+                        $"and the resumed training would not continue it:{Environment.NewLine}  " + string.Join(Environment.NewLine + "  ", refused) +
+                        $"{Environment.NewLine}Use the run's values, or start a new run (ResumeFrom = null, StartingWeightsPath = \"{checkpoint}\" to start from its weights).", "options");
+                allowed = changed;
+            });
+            var state = header.State;
+            foreach (var change in allowed) _channel.Info(MessageSensitivity.None, $"Resume: changed {change}");
+            if (runFolder is not null && Path.GetFileName(checkpoint) == RunDirectory.PreviousCheckpointName) SetAsideReplacedLatest(runFolder);
+            OpenResumedRunFolder(checkpoint, runFolder, header.MetricsRecords);
+            if (_run is not null) RecordResume(config, checkpoint, state, allowed);
+            _checkpoints = new CheckpointPolicy(_run, _o.EarlyStopping, _model, optimizer) { Config = config, LastGood = (Path.GetFullPath(checkpoint), state.GlobalStep) };
+            _channel.Info(MessageSensitivity.None, $"Resuming from {checkpoint}: epoch {state.Epoch}, batch {state.BatchInEpoch}, step {state.GlobalStep}" +
+                (_run is null ? "." : $"; run folder {_run.Path}."));
+            return state;
+        }
+
+        private void OpenResumedRunFolder(string checkpoint, string? runFolder, long metricsRecords)
+        {
+            if (runFolder is not null)
+            {
+                try
+                {
+                    _run = RunDirectory.Open(runFolder, metricsRecords);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    throw new IOException($"Cannot continue the run folder {runFolder}: {e.Message}. Nothing in it was changed by this resume " +
+                        "except what the message names. Make the folder writable (or free space) and resume again.", e);
+                }
+            }
+            else if (_o.WorkspacePath is not null) _run = RunDirectory.Create(_o.WorkspacePath, _model.Spec.Name, DateTime.Now);
+            else
+                _channel.Warning(MessageSensitivity.None,
+                    $"{checkpoint} is not inside a run folder's checkpoints/ and WorkspacePath is not set: no further checkpoints or metrics are written.");
+        }
+
+        // config.json keeps when the run started and gains one entry per resume (from where, at which step, what changed).
+        private void RecordResume(JsonObject config, string checkpoint, TrainingState state, List<string> allowed)
+        {
+            var old = _run!.ReadConfig();
+            var resumes = old?["resumes"] is JsonArray a ? (JsonArray)a.DeepClone() : new JsonArray();
+            resumes.Add(new JsonObject
+            {
+                ["from"] = Path.GetFullPath(checkpoint), ["step"] = state.GlobalStep,
+                ["at"] = DateTime.Now.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
+                ["changed"] = new JsonArray(allowed.Select(c => (JsonNode)c).ToArray()),
+            });
+            if (old?["started"] is { } started) config["started"] = started.DeepClone();
+            config["resumes"] = resumes;
+            _run.WriteConfig(config);
+            foreach (var file in _run.RemovedTemporaries)
+                _channel.Info(MessageSensitivity.None, $"Removed {file}, left by a checkpoint or file write that was interrupted.");
+            if (_run.DroppedRecords > 0)
+                _channel.Info(MessageSensitivity.None, $"Dropped {_run.DroppedRecords} metrics records written after {checkpoint}; those steps run again.");
         }
 
         // The checkpoint file to resume from and the run folder it belongs to (null: a file outside a run folder).

@@ -55,8 +55,7 @@ public sealed partial class RegNetTrainer
             if (_o.ResumeFrom is null) LoadStartingWeights();
             else if (_o.StartingWeightsPath is not null || _o.StartingModel is not null)
                 _channel.Info(MessageSensitivity.None, "Resuming: the starting weights are not loaded, the checkpoint's weights are.");
-            var trainable = Freeze();
-            var (optimizer, decay) = CreateOptimizer(trainable);
+            var (optimizer, decay) = CreateOptimizer(Freeze());
             using var _ = optimizer;
             var trainPipeline = new ImageBatchPipeline(new ImageBatchPipelineOptions
             {
@@ -71,63 +70,71 @@ public sealed partial class RegNetTrainer
             });
             if (validation is not null)
                 validation = EvaluationPreprocessing.Apply(validation, new EvaluationCrop(_o.ImageSize, _o.CropFraction), _o.ImageColumnName, _columns.ImageIsBytes);
-            var mixer = new BatchMixer(_o.Mixing, _columns.ClassCount, _o.LabelSmoothing);
-            double lrScale = _o.LearningRateReferenceBatchSize is { } reference ? (double)_o.BatchSize / reference : 1.0;
-
-            var state = new TrainingState(0, 0, 0, CheckpointPolicy.InitialBest(_o.EarlyStopping), 0, _model.Spec.ToJson(), _columns.ClassCount);
-            long rows = CountRows(train);
-            int stepsPerEpoch = (int)((rows + _o.BatchSize - 1) / _o.BatchSize);
-            _stepsPerEpoch = stepsPerEpoch;
-            OpenRunFolder(ref state, optimizer, rows);
-            if (_o.CancellationToken.IsCancellationRequested && state.GlobalStep == 0)
-            {
-                _run?.Dispose();
-                _o.CancellationToken.ThrowIfCancellationRequested();
-            }
-            var schedule = new LearningRateSchedule(_o.LearningRate * lrScale, _o.MaxEpochs, stepsPerEpoch, _o.Schedule, _o.ScheduleGranularity,
-                _o.WarmupEpochs, _o.WarmupFactor, _o.StepMilestones, _o.StepGamma);
-            var session = new TrainingSession(_model, optimizer, decay, schedule, mixer, _seed, _frozen, state);
-            _sinks = new List<IMetricsSink>();
-            if (_run is not null) _sinks.Add(_run);
-            if (_o.MetricsCallback is { } callback) _sinks.Add(new DelegateMetricsSink(callback));
-            _sinks.Add(new DelegateMetricsSink(m => _channel.Info(MessageSensitivity.None, m.ToString())));
-
+            var (session, schedule) = StartSession(train, optimizer, decay);
             try
             {
-                for (int epoch = session.State.Epoch; epoch < _o.MaxEpochs; epoch++)
-                {
-                    _channel.Trace(MessageSensitivity.None, $"Starting epoch {epoch}");
-                    bool completed = TrainEpoch(train, session, trainPipeline);
-                    if (!completed)
-                    {
-                        _stopReason = "cancelled";
-                        _channel.Warning(MessageSensitivity.None, $"Training cancelled in epoch {epoch} after {session.State.GlobalStep} steps; returning the current weights.");
-                        return;
-                    }
-                    session.State = session.State with { Epoch = epoch + 1, BatchInEpoch = 0 };
-                    if (validation is not null)
-                    {
-                        var metrics = session.Evaluate(evalPipeline, validation, epoch, session.State.GlobalStep, schedule.At(epoch, stepsPerEpoch), _o.CancellationToken);
-                        _lastValidation = metrics;
-                        Report(metrics);
-                        session.State = _checkpoints.AfterValidation(session.State, metrics);
-                        FaultPoints.Hit("epoch:validated");
-                    }
-                    _checkpoints.SaveLatest(session.State);
-                    _run?.PlotCurves();
-                    if (_checkpoints.StopReason(session.State, epoch) is { } reason)
-                    {
-                        _stopReason = reason;
-                        _channel.Info(MessageSensitivity.None, _stopReason);
-                        return;
-                    }
-                }
+                RunEpochs(train, validation, session, schedule, trainPipeline, evalPipeline);
             }
             finally
             {
                 _run?.Dispose();
                 if (trainPipeline.BadImagesSkipped > 0)
                     _channel.Warning(MessageSensitivity.None, $"{trainPipeline.BadImagesSkipped} training images were unreadable or could not be decoded and were skipped: {trainPipeline.DescribeBadRows()}");
+            }
+        }
+
+        // The run folder (new or resumed), the schedule, the session and the metric sinks.
+        private (TrainingSession Session, LearningRateSchedule Schedule) StartSession(IDataView train, OptimizerHelper optimizer, WeightDecay decay)
+        {
+            var mixer = new BatchMixer(_o.Mixing, _columns.ClassCount, _o.LabelSmoothing);
+            double lrScale = _o.LearningRateReferenceBatchSize is { } reference ? (double)_o.BatchSize / reference : 1.0;
+            var state = new TrainingState(0, 0, 0, CheckpointPolicy.InitialBest(_o.EarlyStopping), 0, _model.Spec.ToJson(), _columns.ClassCount);
+            long rows = CountRows(train);
+            _stepsPerEpoch = (int)((rows + _o.BatchSize - 1) / _o.BatchSize);
+            OpenRunFolder(ref state, optimizer, rows);
+            if (_o.CancellationToken.IsCancellationRequested && state.GlobalStep == 0)
+            {
+                _run?.Dispose();
+                _o.CancellationToken.ThrowIfCancellationRequested();
+            }
+            var schedule = new LearningRateSchedule(_o.LearningRate * lrScale, _o.MaxEpochs, _stepsPerEpoch, _o.Schedule, _o.ScheduleGranularity,
+                _o.WarmupEpochs, _o.WarmupFactor, _o.StepMilestones, _o.StepGamma);
+            _sinks = new List<IMetricsSink>();
+            if (_run is not null) _sinks.Add(_run);
+            if (_o.MetricsCallback is { } callback) _sinks.Add(new DelegateMetricsSink(callback));
+            _sinks.Add(new DelegateMetricsSink(m => _channel.Info(MessageSensitivity.None, m.ToString())));
+            return (new TrainingSession(_model, optimizer, decay, schedule, mixer, _seed, _frozen, state), schedule);
+        }
+
+        private void RunEpochs(IDataView train, IDataView? validation, TrainingSession session, LearningRateSchedule schedule,
+            ImageBatchPipeline trainPipeline, ImageBatchPipeline evalPipeline)
+        {
+            for (int epoch = session.State.Epoch; epoch < _o.MaxEpochs; epoch++)
+            {
+                _channel.Trace(MessageSensitivity.None, $"Starting epoch {epoch}");
+                if (!TrainEpoch(train, session, trainPipeline))
+                {
+                    _stopReason = "cancelled";
+                    _channel.Warning(MessageSensitivity.None, $"Training cancelled in epoch {epoch} after {session.State.GlobalStep} steps; returning the current weights.");
+                    return;
+                }
+                session.State = session.State with { Epoch = epoch + 1, BatchInEpoch = 0 };
+                if (validation is not null)
+                {
+                    var metrics = session.Evaluate(evalPipeline, validation, epoch, session.State.GlobalStep, schedule.At(epoch, _stepsPerEpoch), _o.CancellationToken);
+                    _lastValidation = metrics;
+                    Report(metrics);
+                    session.State = _checkpoints.AfterValidation(session.State, metrics);
+                    FaultPoints.Hit("epoch:validated");
+                }
+                _checkpoints.SaveLatest(session.State);
+                _run?.PlotCurves();
+                if (_checkpoints.StopReason(session.State, epoch) is { } reason)
+                {
+                    _stopReason = reason;
+                    _channel.Info(MessageSensitivity.None, _stopReason);
+                    return;
+                }
             }
         }
 
