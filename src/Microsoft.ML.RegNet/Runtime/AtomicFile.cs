@@ -3,7 +3,7 @@ using System.Text.RegularExpressions;
 namespace Microsoft.ML.RegNet;
 
 /// <summary>Writes a file so that readers see either the old content or the complete new one, never a partial file.</summary>
-public static partial class AtomicFile
+internal static partial class AtomicFile
 {
     /// <summary>Writes through <paramref name="write"/> into a temporary file beside <paramref name="path"/>, then renames it over.</summary>
     /// <param name="path">The file to write.</param>

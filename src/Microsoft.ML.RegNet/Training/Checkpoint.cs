@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.RegNet.Training;
 
 /// <summary>Where training stands: enough to continue exactly (data order is a function of seed and epoch).</summary>
-public sealed record TrainingState(int Epoch, int BatchInEpoch, long GlobalStep, double BestMetric, int EpochsWithoutImprovement, string Architecture, int NumClasses);
+internal sealed record TrainingState(int Epoch, int BatchInEpoch, long GlobalStep, double BestMetric, int EpochsWithoutImprovement, string Architecture, int NumClasses);
 
 /// <summary>What a checkpoint says besides its tensors.</summary>
 /// <param name="State">Where training stands.</param>

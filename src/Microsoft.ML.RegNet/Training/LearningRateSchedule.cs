@@ -23,7 +23,7 @@ public enum ScheduleGranularity
 /// integer epoch per epoch), T the total epochs and W the warmup epochs:
 /// <c>lr(t) = base · shape(t) · (t &lt; W ? f + (1 − f)·t/W : 1)</c>, the pycls warmup with start factor f.
 /// </summary>
-public sealed record LearningRateSchedule(
+internal sealed record LearningRateSchedule(
     double BaseLearningRate, int TotalEpochs, int StepsPerEpoch,
     LearningRateScheduleKind Kind = LearningRateScheduleKind.HalfCosine,
     ScheduleGranularity Granularity = ScheduleGranularity.PerStep,

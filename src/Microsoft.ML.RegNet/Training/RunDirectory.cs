@@ -11,7 +11,7 @@ namespace Microsoft.ML.RegNet.Training;
 /// Everything one <c>Fit</c> leaves behind, in one folder <c>&lt;workspace&gt;/runs/&lt;yyyyMMdd-HHmmss&gt;-&lt;arch&gt;/</c>:
 /// config.json, metrics.jsonl, metrics.csv, TensorBoard events, curves.png and checkpoints/{latest,previous,best}.ckpt.
 /// </summary>
-public sealed class RunDirectory : IDisposable, IMetricsSink
+internal sealed class RunDirectory : IDisposable, IMetricsSink
 {
     private readonly StreamWriter _jsonl;
     private readonly StreamWriter _csv;

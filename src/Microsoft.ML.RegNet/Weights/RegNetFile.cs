@@ -25,7 +25,7 @@ namespace Microsoft.ML.RegNet.Weights;
 /// Python reads it with <c>safetensors.torch.load_file</c> and <c>timm.create_model(..., num_classes=n).load_state_dict(...)</c>.
 /// The recommended extension is <c>.regnet.safetensors</c> (or <c>.regnet</c>); detection uses the metadata, not the name.
 /// </summary>
-public static class RegNetFile
+internal static class RegNetFile
 {
     public const string FormatKey = "regnetml.format";
     public const string FormatName = "regnetml-weights";

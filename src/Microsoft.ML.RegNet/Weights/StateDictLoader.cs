@@ -42,7 +42,7 @@ internal sealed class WeightPlan(IReadOnlyList<(Tensor Target, Tensor Value)> co
 }
 
 /// <summary>Copies a name → tensor dictionary in any known layout into a <see cref="RegNetModel"/>.</summary>
-public static class StateDictLoader
+internal static class StateDictLoader
 {
     // BatchNorm's batch counter only matters for momentum=None; files from Keras or converted checkpoints often lack it.
     private const string OptionalSuffix = ".num_batches_tracked";

@@ -21,7 +21,7 @@ public enum WeightFormat
 }
 
 /// <summary>Recognises a weight file from its content (magic bytes), cross-checked with its extension.</summary>
-public static class WeightFormatDetector
+internal static class WeightFormatDetector
 {
     private static readonly Dictionary<string, WeightFormat> Extensions = new(StringComparer.OrdinalIgnoreCase)
     {

@@ -5,7 +5,7 @@ namespace Microsoft.ML.RegNet.Data.Transforms;
 /// <c>x = (pixel·Scale + offset_c·255·Scale − Mean[c]) / Std[c]</c>, planes in the normalisation's channel order.
 /// The optional per-channel offsets are PCA-lighting offsets in [0, 1] units (added before normalisation, unclipped, as pycls does).
 /// </summary>
-public static class PixelNormalizer
+internal static class PixelNormalizer
 {
     /// <summary>Writes <c>3·H·W</c> floats to <paramref name="destination"/>.</summary>
     public static void WriteChw(RgbImage image, ImageNormalization normalization, Span<float> destination, ReadOnlySpan<float> offsets = default)

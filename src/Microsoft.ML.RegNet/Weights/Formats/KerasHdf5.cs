@@ -6,17 +6,17 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.RegNet.Weights.Formats;
 
 /// <summary>One array of a Keras layer.</summary>
-public sealed record KerasWeight(string Name, long[] Shape, float[] Values);
+internal sealed record KerasWeight(string Name, long[] Shape, float[] Values);
 
 /// <summary>A weight-holding layer of a Keras HDF5 file, in file order.</summary>
-public sealed record KerasFileLayer(string Name, IReadOnlyList<KerasWeight> Weights);
+internal sealed record KerasFileLayer(string Name, IReadOnlyList<KerasWeight> Weights);
 
 /// <summary>
 /// Keras 2 legacy HDF5 weight files (<c>save_weights</c>, and <c>model.save</c> full-model files whose weights sit
 /// under <c>model_weights</c>), read with PureHDF: file attribute <c>layer_names</c>, one group per layer with
 /// attribute <c>weight_names</c>, arrays at those nested paths.
 /// </summary>
-public static class KerasHdf5
+internal static class KerasHdf5
 {
     private static readonly byte[] Signature = { 0x89, (byte)'H', (byte)'D', (byte)'F', 0x0d, 0x0a, 0x1a, 0x0a };
 

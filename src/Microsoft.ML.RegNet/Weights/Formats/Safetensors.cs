@@ -8,7 +8,7 @@ namespace Microsoft.ML.RegNet.Weights.Formats;
 /// The safetensors format: an 8-byte little-endian header length, a JSON header (name → dtype, shape, byte range;
 /// optional <c>__metadata__</c>), then raw little-endian tensor data. It holds only data, so reading it runs no code.
 /// </summary>
-public static class Safetensors
+internal static class Safetensors
 {
     private const string MetadataKey = "__metadata__";
     private const long MaxHeaderBytes = 100L * 1024 * 1024;

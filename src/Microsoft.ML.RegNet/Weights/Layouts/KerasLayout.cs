@@ -7,7 +7,7 @@ namespace Microsoft.ML.RegNet.Weights.Layouts;
 /// <param name="KerasName">Layer name, e.g. <c>regnetx002_Stage_0_XBlock_0_conv_3x3</c>; for the head only the stable part <c>head_dense</c>.</param>
 /// <param name="Canonical">Canonical module path, e.g. <c>s1.b1.conv2.conv</c>.</param>
 /// <param name="Kind">Which tensors the layer holds.</param>
-public sealed record KerasLayer(string KerasName, string Canonical, LayerKind Kind);
+internal sealed record KerasLayer(string KerasName, string Canonical, LayerKind Kind);
 
 /// <summary>
 /// The naming of <c>keras.applications.regnet</c> (TF 2.9–2.15 / tf-keras), as data: layer names are
@@ -20,7 +20,7 @@ public sealed record KerasLayer(string KerasName, string Canonical, LayerKind Ki
 /// grouped convs); Dense kernel (in, out) → (out, in); BatchNormalization gamma/beta/moving_mean/moving_variance →
 /// weight/bias/running_mean/running_var. Keras weights expect [0, 1]-scaled RGB without mean/std and TF "same" padding.
 /// </remarks>
-public static class KerasLayout
+internal static class KerasLayout
 {
     /// <summary>Keras weight names per layer kind, in the order Keras stores them (trainable, then non-trainable).</summary>
     public static IReadOnlyDictionary<LayerKind, string[]> WeightsOf { get; } = new Dictionary<LayerKind, string[]>

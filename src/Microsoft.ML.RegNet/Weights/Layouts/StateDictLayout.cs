@@ -3,7 +3,7 @@ using Microsoft.ML.RegNet.Configs;
 namespace Microsoft.ML.RegNet.Weights.Layouts;
 
 /// <summary>Kind of a weight-holding layer, which fixes the tensors it owns.</summary>
-public enum LayerKind
+internal enum LayerKind
 {
     /// <summary>Convolution without bias: <c>weight</c>.</summary>
     Conv,
@@ -32,7 +32,7 @@ public sealed record StateDictLayout(
     IReadOnlyDictionary<string, string> BlockRoles, string Classifier)
 {
     /// <summary>Tensor names owned by each layer kind, in PyTorch's state-dict order.</summary>
-    public static IReadOnlyDictionary<LayerKind, string[]> TensorsOf { get; } = new Dictionary<LayerKind, string[]>
+    internal static IReadOnlyDictionary<LayerKind, string[]> TensorsOf { get; } = new Dictionary<LayerKind, string[]>
     {
         [LayerKind.Conv] = new[] { "weight" },
         [LayerKind.ConvWithBias] = new[] { "weight", "bias" },
@@ -93,7 +93,7 @@ public sealed record StateDictLayout(
     }
 
     /// <summary>Every layer of <paramref name="spec"/> as (canonical path, this layout's path, kind), in network order.</summary>
-    public IEnumerable<(string Canonical, string Mapped, LayerKind Kind)> Layers(RegNetSpec spec, bool includeClassifier)
+    internal IEnumerable<(string Canonical, string Mapped, LayerKind Kind)> Layers(RegNetSpec spec, bool includeClassifier)
     {
         yield return ("stem.conv", StemConv, LayerKind.Conv);
         yield return ("stem.bn", StemBatchNorm, LayerKind.BatchNorm);
