@@ -1,17 +1,9 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
-using Microsoft.ML.Data;
-using Microsoft.ML.RegNet.Configs;
-using Microsoft.ML.RegNet.Data.Mixing;
-using Microsoft.ML.RegNet.Data.MLNet;
 using Microsoft.ML.RegNet.Data.Pipeline;
 using Microsoft.ML.RegNet.Data.Transforms;
 using Microsoft.ML.RegNet.Models;
-using Microsoft.ML.RegNet.Runtime;
 using Microsoft.ML.RegNet.Weights;
-using Microsoft.ML.RegNet.Weights.Formats;
 using Microsoft.ML.Runtime;
-using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 

@@ -1,5 +1,4 @@
 using Microsoft.ML.Data;
-using Microsoft.ML.Transforms.Image;
 using Microsoft.ML.RegNet.Data;
 using Microsoft.ML.RegNet.Data.MLNet;
 using Microsoft.ML.RegNet.Data.Pipeline;

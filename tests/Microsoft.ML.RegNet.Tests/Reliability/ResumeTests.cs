@@ -83,6 +83,31 @@ public sealed class ResumeTests
     }
 
     [TestMethod]
+    public void ResumeRefusesAnotherArchitectureListingTheDifferences()
+    {
+        using var data = new TinyImageData(perClass: 8);
+        string workspace = Directory.CreateTempSubdirectory("regnet-resume-arch-").FullName;
+        try
+        {
+            var first = TinyOptions(epochs: 1);
+            first.WorkspacePath = workspace;
+            Fit(data.Rows, first).Dispose();
+            var other = TinyOptions(epochs: 2);
+            other.ResumeFrom = SingleRun(workspace);
+            other.Spec = RegNetSpec.Create(depth: 4, w0: 16, wa: 8, wm: 2, groupWidth: 8, name: "wider");
+            other.BatchSize = 4;
+            var e = Assert.Throws<Exception>(() => Fit(data.Rows, other));
+            foreach (var key in new[] { "BatchSize: 8 → 4", "latest.ckpt" })
+                StringAssert.Contains(e.Message, key);
+            StringAssert.Matches(e.Message, new System.Text.RegularExpressions.Regex("(architecture|spec|W0|wider)", System.Text.RegularExpressions.RegexOptions.IgnoreCase));
+        }
+        finally
+        {
+            Directory.Delete(workspace, true);
+        }
+    }
+
+    [TestMethod]
     public void EarlyStoppingPatienceMayChangeOnResumeButNotItsMetric()
     {
         using var data = new TinyImageData(perClass: 1);

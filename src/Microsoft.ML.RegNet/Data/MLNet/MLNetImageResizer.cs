@@ -17,8 +17,9 @@ internal sealed class MLNetImageResizer
     public MLNetImageResizer(int side)
     {
         var ml = new MLContext();
-        var schema = ImageColumn.Schema(InputName);
-        var empty = ml.Data.LoadFromEnumerable(Array.Empty<ImageColumn>(), schema);
+        var schema = new DataViewSchema.Builder();
+        schema.AddColumn(InputName, new ImageDataViewType());
+        var empty = new EvaluationPreprocessing.EmptyDataView(schema.ToSchema());
         var transformer = ml.Transforms.ResizeImages(OutputName, side, side, InputName,
             ImageResizingEstimator.ResizingKind.IsoCrop, ImageResizingEstimator.Anchor.Center).Fit(empty);
         var mapper = ((ITransformer)transformer).GetRowToRowMapper(empty.Schema);
@@ -41,21 +42,6 @@ internal sealed class MLNetImageResizer
             _row.Image = null;
         }
         return resized ?? throw new InvalidDataException($"ML.NET's resizer returned no image for a {image.Width}×{image.Height} input.");
-    }
-
-    /// <summary>A member type for an image column of unknown size.</summary>
-    internal sealed class ImageColumn
-    {
-        [ImageType(1, 1)] // makes MLImage a known member type; the column type is replaced by one of unknown size below
-        public MLImage? Image { get; set; }
-
-        public static SchemaDefinition Schema(string column)
-        {
-            var schema = SchemaDefinition.Create(typeof(ImageColumn));
-            schema[0].ColumnName = column;
-            schema[0].ColumnType = new ImageDataViewType();
-            return schema;
-        }
     }
 
     private sealed class SingleImageRow : DataViewRow
