@@ -57,7 +57,7 @@ Console.WriteLine($"Test top-1 {metrics.MicroAccuracy:P1}, top-5 {metrics.TopKAc
 Console.WriteLine(metrics.ConfusionMatrix.GetFormattedConfusionTable());
 
 string modelPath = Path.Combine(workspace, "model.zip");
-ml.Model.Save(model, trainView.Schema, modelPath);
+ml.Model.SaveAtomically(model, trainView.Schema, modelPath);
 var loaded = new MLContext().Model.Load(modelPath, out _);
 var trainedScores = ml.Data.CreateEnumerable<Prediction>(model.Transform(testView), false).ToList();
 var loadedScores = ml.Data.CreateEnumerable<Prediction>(loaded.Transform(testView), false).ToList();

@@ -218,6 +218,44 @@ public sealed class SavedModelParityTests
         AssertSame(expected, ml.Data.CreateEnumerable<Prediction>(loaded.Transform(view), false).ToList(), "saved after Dispose");
     }
 
+    public sealed class PathOnly
+    {
+        public string ImagePath { get; set; } = "";
+    }
+
+    public sealed class PathLength
+    {
+        public int Length { get; set; }
+    }
+
+    [TestMethod]
+    public void SavingAnUnsaveableModelAtomicallyLeavesTheExistingFileByteIdentical()
+    {
+        var (ml, view, model) = Fit(Options(32, 0.875), rawBytes: false);
+        var expected = ml.Data.CreateEnumerable<Prediction>(model.Transform(view), false).ToList();
+        string folder = Directory.CreateDirectory(Path.Combine(_folder, "atomic")).FullName;
+        string path = Path.Combine(folder, "model.zip");
+        ml.Model.SaveAtomically(model, view.Schema, path);
+        byte[] good = File.ReadAllBytes(path);
+
+        // A custom mapping without a contract name cannot be saved: ML.NET throws from inside Save.
+        var unsaveable = new TransformerChain<ITransformer>(model, ml.Transforms
+            .CustomMapping<PathOnly, PathLength>((row, length) => length.Length = row.ImagePath.Length, contractName: null)
+            .Fit(model.Transform(view)));
+        Assert.ThrowsExactly<InvalidOperationException>(() => ml.Model.SaveAtomically(unsaveable, view.Schema, path));
+        CollectionAssert.AreEqual(good, File.ReadAllBytes(path), "the existing model.zip changed");
+        CollectionAssert.AreEqual(new[] { path }, Directory.GetFiles(folder), "a temporary file was left behind");
+
+        // Control: ML.NET's own Save(path) of the same model destroys the file, which is what SaveAtomically prevents.
+        string plain = Path.Combine(folder, "plain.zip");
+        File.WriteAllBytes(plain, good);
+        Assert.ThrowsExactly<InvalidOperationException>(() => ml.Model.Save(unsaveable, view.Schema, plain));
+        Assert.AreNotEqual(good.Length, new FileInfo(plain).Length, "ML.NET's Save no longer truncates first; revisit SaveAtomically's doc");
+
+        var loaded = new MLContext().Model.Load(path, out _);
+        AssertSame(expected, ml.Data.CreateEnumerable<Prediction>(loaded.Transform(view), false).ToList(), "after a failed atomic save");
+    }
+
     [TestMethod]
     public void InProcessEvaluationPixelsAreMLNetResizeThenTheCentredWindow()
     {
