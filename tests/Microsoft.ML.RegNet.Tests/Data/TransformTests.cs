@@ -223,6 +223,43 @@ public sealed class TransformTests
     }
 
     [TestMethod]
+    [DataRow(28, 64)]
+    [DataRow(100, 32)]
+    public void TrainingCropOfTheWholeImageIsTheEvaluationResizeExactly(int side, int size)
+    {
+        // Reference: the evaluation transform at crop fraction 1, which runs ML.NET's own ResizeImages. A crop that spans
+        // the whole square image must give the same pixels, so training and evaluation see the same resampling.
+        var image = TestImages.Pattern(side, side);
+        var crop = new InceptionCrop(size, areaFactor: 1.0, minAspectRatio: 1, maxAspectRatio: 1);
+        var plan = crop.Sample(side, side, AugmentationRandom.ForSample(1, 0, 0));
+        Assert.AreEqual(new CropBox(0, 0, side, side), plan.Source);
+        var expected = new EvaluationCrop(size, 1.0).Apply(image).Pixels.ToArray();
+        CollectionAssert.AreEqual(expected, crop.Apply(image, plan).Pixels.ToArray());
+    }
+
+    [TestMethod]
+    public void TrainingCropOfABoxResamplesTheBoxAsMLNetResamplesItCutOut()
+    {
+        // Reference: the box cut out by hand and resized by ML.NET's resizer (evaluation transform at crop fraction 1).
+        var image = TestImages.Pattern(60, 45, salt: 3);
+        var box = new CropBox(7, 5, 30, 30);
+        var cut = new RgbImage(box.Width, box.Height);
+        for (int y = 0; y < box.Height; y++)
+            image.Pixels.Slice(((box.Y + y) * image.Width + box.X) * 3, box.Width * 3).CopyTo(cut.Pixels.Slice(y * box.Width * 3));
+        var crop = new InceptionCrop(48, 0.08);
+        var actual = crop.Apply(image, new ResizePlan(box, 48, 48, 0, 0, 48, 48)).Pixels.ToArray();
+        var expected = new EvaluationCrop(48, 1.0).Apply(cut).Pixels.ToArray();
+        int maxDiff = 0, exact = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            int d = Math.Abs(expected[i] - actual[i]);
+            maxDiff = Math.Max(maxDiff, d);
+            if (d == 0) exact++;
+        }
+        Assert.AreEqual(0, maxDiff, $"max difference ({exact} of {expected.Length} values identical)");
+    }
+
+    [TestMethod]
     public void ResizeToTheSameSizeIsIdentityAndConstantsStayConstant()
     {
         var img = TestImages.Pattern(17, 9);

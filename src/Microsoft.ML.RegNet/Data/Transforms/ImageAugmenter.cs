@@ -66,7 +66,7 @@ public sealed class ImageAugmenter
         {
             return EvaluationCrop.Apply(image, output);
         }
-        BilinearResize.Apply(image, Crop.Sample(image.Width, image.Height, random), output);
+        output = Crop.Apply(image, Crop.Sample(image.Width, image.Height, random), output);
         Flip?.Apply(output, random);
         Lighting?.Sample(random, lightingOffsets);
         return output;

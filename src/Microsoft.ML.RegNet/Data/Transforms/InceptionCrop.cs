@@ -5,7 +5,7 @@ namespace Microsoft.ML.RegNet.Data.Transforms;
 /// <c>U(AreaFactor, 1)</c> and an aspect ratio in [<see cref="MinAspectRatio"/>, <see cref="MaxAspectRatio"/>]
 /// (<see cref="AspectRatioSampling"/>), <c>w = round(√(area·aspect))</c>, <c>h = round(√(area/aspect))</c> (half to even),
 /// then a 50% swap of w and h; the first draw that fits (<c>1 ≤ w ≤ W</c>, <c>1 ≤ h ≤ H</c>) gets a uniform offset and is
-/// bilinearly resized to <see cref="Size"/>×<see cref="Size"/>. When no draw fits, the <see cref="EvaluationCrop"/> is used.
+/// resized, with the evaluation transform's resampler (SkiaSharp, high quality), to <see cref="Size"/>×<see cref="Size"/>. When no draw fits, the <see cref="EvaluationCrop"/> is used.
 /// </summary>
 /// <remarks>
 /// Deliberate difference from the seed trainer (regnets_trainer <c>_get_random_dims</c>): that loop always ran all ten
@@ -93,5 +93,10 @@ public sealed class InceptionCrop
     }
 
     /// <summary>Draws a crop and executes it.</summary>
-    public RgbImage Apply(RgbImage image, AugmentationRandom random) => BilinearResize.Apply(image, Sample(image.Width, image.Height, random));
+    public RgbImage Apply(RgbImage image, AugmentationRandom random) => Apply(image, Sample(image.Width, image.Height, random));
+
+    /// <summary>Executes a drawn crop with the evaluation transform's resampler (a fallback is the evaluation crop itself),
+    /// into <paramref name="output"/> when it is <see cref="Size"/>².</summary>
+    public RgbImage Apply(RgbImage image, ResizePlan plan, RgbImage? output = null) =>
+        plan.IsFallback ? Fallback.Apply(image, output) : SkiaCropResize.Apply(image, plan, output);
 }
