@@ -15,7 +15,7 @@ namespace Microsoft.ML.RegNet.Data.Transforms;
 /// A saved ML.NET model can only resize with ML.NET's resizer (its pixel extractor needs images of a known size), so the
 /// resampling is ML.NET's (SkiaSharp, high quality), executed here by ML.NET's own transformer: in-process scores and
 /// saved-model scores see the same pixels by construction. This is not PIL's resampling, so pixels differ slightly from a
-/// Python pipeline's. Training crops (<see cref="InceptionCrop"/>) use <see cref="BilinearResize"/>.
+/// Python pipeline's. Training crops (<see cref="InceptionCrop"/>) resample with the same SkiaSharp filter.
 /// </remarks>
 public sealed class EvaluationCrop
 {

@@ -12,7 +12,7 @@ public readonly record struct CropBox(int X, int Y, int Width, int Height)
 /// resampled onto a <see cref="ResizedWidth"/>×<see cref="ResizedHeight"/> grid, and the window of
 /// <see cref="OutputWidth"/>×<see cref="OutputHeight"/> pixels at (<see cref="WindowX"/>, <see cref="WindowY"/>) of that grid is
 /// the output. A random-resized crop is a source crop with the grid equal to the output; the evaluation transform is the
-/// whole image resized with a centred window. <see cref="BilinearResize"/> executes it.
+/// whole image resized with a centred window. <see cref="InceptionCrop.Apply(RgbImage, ResizePlan, RgbImage?)"/> executes it.
 /// </summary>
 public readonly record struct ResizePlan(CropBox Source, int ResizedWidth, int ResizedHeight, int WindowX, int WindowY,
     int OutputWidth, int OutputHeight)
