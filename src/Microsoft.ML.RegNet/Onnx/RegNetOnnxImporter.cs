@@ -163,7 +163,7 @@ public static class RegNetOnnxImporter
             {
                 data = ReadFloats(initializers, name, target.shape, source);
             }
-            target.copy_(tensor(data, target.shape, dtype: target.dtype));
+            target.copy_(tensor(data, target.shape, dtype: target.dtype, device: target.device));
         }
     }
 

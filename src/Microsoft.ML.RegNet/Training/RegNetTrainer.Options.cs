@@ -124,6 +124,11 @@ public sealed partial class RegNetTrainer
         /// <summary>libtorch intra-op threads (null: libtorch's default). Process-wide: <c>torch.set_num_threads</c> applies to
         /// every Fit and model in the process, not to this Fit alone.</summary>
         public int? NumberOfThreads;
+        /// <summary>The libtorch device to train and score on: <c>"cpu"</c>, <c>"cuda"</c> or <c>"cuda:N"</c>. Null (the default)
+        /// follows ML.NET's convention: <c>MLContext.GpuDeviceId</c> when set, else the CPU. A CUDA device this process cannot
+        /// use (a CPU build of libtorch, no GPU) fails <c>Fit</c> with a message, or trains on the CPU with a logged warning
+        /// when <c>MLContext.FallbackToCpu</c> is true. CUDA needs a CUDA build of libtorch (README, "Devices").</summary>
+        public string? Device;
         /// <summary>Threads that decode and augment images while the model trains.</summary>
         public int WorkerThreads = Math.Max(1, Environment.ProcessorCount);
 

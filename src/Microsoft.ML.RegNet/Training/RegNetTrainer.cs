@@ -46,6 +46,7 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
     {
         static void Require(bool ok, string message) { if (!ok) throw new ArgumentException(message, "options"); }
         _ = o.Spec ?? RegNetSpec.FromName(o.Architecture);
+        ComputeDevice.Validate(o.Device);
         Require(o.ImageSize >= RegNetModel.MinimumInputSize, $"ImageSize must be at least {RegNetModel.MinimumInputSize} (got {o.ImageSize}).");
         Require(o.BatchSize >= 1, $"BatchSize must be at least 1 (got {o.BatchSize}).");
         Require(o.MaxEpochs >= 1, $"MaxEpochs must be at least 1 (got {o.MaxEpochs}).");
@@ -103,6 +104,8 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         }
 
         using var channel = _host.Start("Training");
+        var device = ComputeDevice.Resolve(o.Device, MLNetInternals.GpuDeviceId(_env), MLNetInternals.FallbackToCpu(_env),
+            warning => channel.Warning(MessageSensitivity.None, warning));
         if (o.NumberOfThreads is { } threads) torch.set_num_threads(threads);
         var spec = Spec;
         // This Fit's own random state: the process-wide generator is shared by concurrent Fits (README, "Determinism").
@@ -110,6 +113,8 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         var model = new RegNetModel(spec, columns.ClassCount, o.ZeroInitLastBatchNorm, generator);
         try
         {
+            // Initialised on the CPU from this Fit's generator (the same weights on every device), then moved once.
+            model.to(device);
             var loop = new TrainingLoop(this, model, columns, seed, channel);
             loop.Run(train, validation);
             channel.Info(MessageSensitivity.None, $"Training finished: {loop.Summary}");

@@ -145,7 +145,9 @@ public sealed class RegNetTransformer : ITransformer, IDisposable
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         Model.eval();
-        return nn.functional.softmax(Model.call(images), 1).contiguous().data<float>().ToArray();
+        var device = Model.parameters().First().device;
+        var input = device.type == TorchSharp.DeviceType.CPU ? images : images.to(device);
+        return nn.functional.softmax(Model.call(input), 1).cpu().contiguous().data<float>().ToArray();
     }
 
     /// <summary>Scores one preprocessed image (3×H×W floats).</summary>
@@ -153,8 +155,8 @@ public sealed class RegNetTransformer : ITransformer, IDisposable
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        using var input = tensor(chw, new long[] { 1, 3, Preprocessing.ImageSize, Preprocessing.ImageSize });
-        return nn.functional.softmax(Model.call(input), 1).contiguous().data<float>().ToArray();
+        using var input = tensor(chw, new long[] { 1, 3, Preprocessing.ImageSize, Preprocessing.ImageSize }, device: Model.parameters().First().device);
+        return nn.functional.softmax(Model.call(input), 1).cpu().contiguous().data<float>().ToArray();
     }
 
     // Reads the resized column that FitEvaluationPreprocessing adds; the pipeline then takes the centred window.

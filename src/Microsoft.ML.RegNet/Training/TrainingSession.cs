@@ -39,8 +39,11 @@ internal sealed class TrainingSession
         _mixer = mixer;
         _seed = seed;
         _frozen = frozen;
+        _device = model.parameters().First().device;
         State = state;
     }
+
+    private readonly Device _device;
 
     /// <summary>Where training stands; <see cref="Step"/> advances it, the caller moves it to the next epoch.</summary>
     public TrainingState State { get; set; }
@@ -56,9 +59,9 @@ internal sealed class TrainingSession
         double lr = _schedule.At(epoch, stepInEpoch);
         foreach (var group in _optimizer.ParamGroups) group.LearningRate = lr;
 
-        var labels = batch.Labels!;
+        var (batchImages, labels) = OnDevice(batch);
         var random = AugmentationRandom.ForEpoch(_seed, epoch, purpose: 0x4D49580000000000UL + (ulong)batch.Index);
-        var (images, targets, _) = _mixer.Mix(batch.Images, labels, random);
+        var (images, targets, _) = _mixer.Mix(batchImages, labels, random);
 
         _optimizer.zero_grad();
         var logits = _model.call(images);
@@ -86,9 +89,10 @@ internal sealed class TrainingSession
                 using (batch)
                 using (var scope = NewDisposeScope())
                 {
-                    var logits = _model.call(batch.Images);
-                    var loss = nn.functional.cross_entropy(logits, batch.Labels!);
-                    var (c1, c5) = Hits(logits, batch.Labels!);
+                    var (images, labels) = OnDevice(batch);
+                    var logits = _model.call(images);
+                    var loss = nn.functional.cross_entropy(logits, labels);
+                    var (c1, c5) = Hits(logits, labels);
                     acc.Add(loss.item<float>(), c1, c5, batch.Count);
                 }
             }
@@ -102,6 +106,14 @@ internal sealed class TrainingSession
     {
         _model.train();
         foreach (var module in _frozen) module.eval();
+    }
+
+    // Batches are assembled in host memory by the input pipeline; on another device they are copied there from pinned
+    // memory (asynchronously). Called inside the caller's dispose scope.
+    private (Tensor Images, Tensor Labels) OnDevice(ImageBatch batch)
+    {
+        if (_device.type == TorchSharp.DeviceType.CPU) return (batch.Images, batch.Labels!);
+        return (batch.Images.pin_memory().to(_device, non_blocking: true), batch.Labels!.pin_memory().to(_device, non_blocking: true));
     }
 
     private static (long Top1, long Top5) Hits(Tensor logits, Tensor labels)
