@@ -1,5 +1,4 @@
 using Microsoft.ML.RegNet;
-using Microsoft.ML.RegNet.Data;
 using Microsoft.ML.RegNet.Data.MLNet;
 using Microsoft.ML.RegNet.Data.Transforms;
 

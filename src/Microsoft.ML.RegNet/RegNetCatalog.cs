@@ -1,4 +1,4 @@
-using Microsoft.ML.RegNet.Training;
+using Microsoft.ML.RegNet;
 using Microsoft.ML.Runtime;
 
 namespace Microsoft.ML;

@@ -1,10 +1,9 @@
 using Google.Protobuf;
-using Microsoft.ML.RegNet.Data;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Onnx.Proto;
 using static Microsoft.ML.RegNet.Onnx.OnnxProtos;
+using Microsoft.ML.RegNet.Onnx;
 
-namespace Microsoft.ML.RegNet.Onnx;
+namespace Microsoft.ML.RegNet;
 
 /// <summary>
 /// Writes a <see cref="RegNetModel"/> as an ONNX model (Conv, BatchNormalization, Relu, GlobalAveragePool, Sigmoid, Mul,
@@ -55,7 +54,7 @@ public static class RegNetOnnxExporter
         g.Graph.Name = options.GraphName;
         var input = AddInput(g, options);
         var features = g.Module(model, "", input);
-        AddOutputs(g, options, features.Name, model.NumClasses > 0 ? model.NumClasses : model.Spec.FeatureWidth);
+        AddOutputs(g, options, features.Name, model.NumberOfClasses > 0 ? model.NumberOfClasses : model.Spec.FeatureWidth);
 
         var proto = new ModelProto
         {
@@ -63,7 +62,7 @@ public static class RegNetOnnxExporter
             ProducerName = ProducerName,
             ProducerVersion = typeof(RegNetOnnxExporter).Assembly.GetName().Version?.ToString() ?? "",
             Graph = g.Graph,
-            DocString = options.DocString ?? $"{model.Spec} ({(model.NumClasses > 0 ? $"{model.NumClasses} classes" : "headless")})",
+            DocString = options.DocString ?? $"{model.Spec} ({(model.NumberOfClasses > 0 ? $"{model.NumberOfClasses} classes" : "headless")})",
         };
         proto.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = options.OpsetVersion });
         if (options.ClassNames is not null && options.ProbabilitiesOutputName is not null)
@@ -81,8 +80,8 @@ public static class RegNetOnnxExporter
         ArgumentNullException.ThrowIfNull(model);
         options = (options ?? new OnnxExportOptions()).Clone();
         options.Validate();
-        if (model.NumClasses == 0 && (options.ProbabilitiesOutputName is not null || options.PredictedIndexOutputName is not null))
-            throw new ArgumentException("The model is headless (numClasses: 0): it outputs pooled features, so ProbabilitiesOutputName and PredictedIndexOutputName must be null.", nameof(options));
+        if (model.NumberOfClasses == 0 && (options.ProbabilitiesOutputName is not null || options.PredictedIndexOutputName is not null))
+            throw new ArgumentException("The model is headless (numberOfClasses: 0): it outputs pooled features, so ProbabilitiesOutputName and PredictedIndexOutputName must be null.", nameof(options));
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("ONNX raw tensor data is little-endian; big-endian hosts are not supported.");
         return options;
     }

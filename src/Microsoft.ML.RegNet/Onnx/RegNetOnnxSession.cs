@@ -1,6 +1,5 @@
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
-using Microsoft.ML.RegNet.Models;
 
 namespace Microsoft.ML.RegNet.Onnx;
 
@@ -8,7 +7,7 @@ namespace Microsoft.ML.RegNet.Onnx;
 /// Batched scoring through ONNX Runtime directly (no ML.NET data view): N×3×H×W float input in, N×C output out.
 /// Thread-safe for concurrent <see cref="Score(float[], int)"/> calls (ONNX Runtime sessions are).
 /// </summary>
-public sealed class RegNetOnnxSession : IDisposable
+internal sealed class RegNetOnnxSession : IDisposable
 {
     private readonly InferenceSession _session;
     private readonly string _inputName;
