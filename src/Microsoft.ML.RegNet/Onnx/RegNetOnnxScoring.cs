@@ -3,8 +3,10 @@ using Microsoft.ML.RegNet.Data.MLNet;
 using Microsoft.ML.RegNet.Data.Transforms;
 using Microsoft.ML.Transforms;
 using Microsoft.ML.Transforms.Image;
+using Microsoft.ML.RegNet.Onnx;
 
-namespace Microsoft.ML.RegNet.Onnx;
+namespace Microsoft.ML.RegNet;
+
 /// <summary>
 /// Builds an ML.NET scoring pipeline for a <see cref="RegNetModel"/> out of ML.NET's own transformers
 /// (ResizeImages → ExtractPixels → ApplyOnnxModel → CopyColumns → Hash → MapValue → DropColumns, with a decoding custom
@@ -18,7 +20,7 @@ namespace Microsoft.ML.RegNet.Onnx;
 /// <para>The score column carries the class names as slot names (read by OnnxTransformer from the graph).</para>
 /// <para>Scoring is one row per ONNX Runtime call (ApplyOnnxModel's design); for throughput use <see cref="RegNetOnnxSession"/>.</para>
 /// </remarks>
-internal static class RegNetOnnxScoring
+public static class RegNetOnnxScoring
 {
     /// <summary>ONNX input / pixel column used inside the pipeline.</summary>
     public const string PixelColumnName = "RegNetPixels";

@@ -1,13 +1,14 @@
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
+using Microsoft.ML.RegNet.Onnx;
 
-namespace Microsoft.ML.RegNet.Onnx;
+namespace Microsoft.ML.RegNet;
 
 /// <summary>
 /// Batched scoring through ONNX Runtime directly (no ML.NET data view): N×3×H×W float input in, N×C output out.
 /// Thread-safe for concurrent <see cref="Score(float[], int)"/> calls (ONNX Runtime sessions are).
 /// </summary>
-internal sealed class RegNetOnnxSession : IDisposable
+public sealed class RegNetOnnxSession : IDisposable
 {
     private readonly InferenceSession _session;
     private readonly string _inputName;
@@ -95,6 +96,7 @@ internal sealed class RegNetOnnxSession : IDisposable
         return outputs[0].GetTensorDataAsSpan<float>().ToArray();
     }
 
+    /// <summary>Releases the ONNX Runtime session; <see cref="Score(float[], int)"/> cannot be called afterwards.</summary>
     public void Dispose() => _session.Dispose();
 
     private static byte[] ReadFile(string path)

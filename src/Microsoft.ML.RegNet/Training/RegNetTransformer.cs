@@ -41,7 +41,7 @@ public sealed class RegNetTransformer : ITransformer, IDisposable
         Crop = new EvaluationCrop(Preprocessing);
         Model.eval();
         // Exported now, while the weights are certainly alive, so that saving cannot fail half-way through a file.
-        _scoringOnnx = Onnx.RegNetOnnxScoring.ExportForScoring(Model, Preprocessing, ClassNames);
+        _scoringOnnx = RegNetOnnxScoring.ExportForScoring(Model, Preprocessing, ClassNames);
     }
 
     private readonly byte[] _scoringOnnx;
@@ -136,7 +136,7 @@ public sealed class RegNetTransformer : ITransformer, IDisposable
     /// process that loads it calls <c>mlContext.ComponentCatalog.RegisterAssembly(typeof(RegNetImageBytesDecoder).Assembly)</c> first.
     /// </summary>
     public ITransformer ToOnnxScoringChain(MLContext mlContext) =>
-        Onnx.RegNetOnnxScoring.CreateTransformer(mlContext, _scoringOnnx, Preprocessing, ClassNames, ImageColumnName, ImageIsBytes,
+        RegNetOnnxScoring.CreateTransformer(mlContext, _scoringOnnx, Preprocessing, ClassNames, ImageColumnName, ImageIsBytes,
             ScoreColumnName, PredictedLabelColumnName);
 
     /// <summary>True when the image column holds encoded bytes (<c>LoadRawImageBytes</c>) rather than images.</summary>
