@@ -19,6 +19,9 @@ public static class RegNetOnnxExporter
 
     /// <summary>Exports to a file, atomically: the ONNX bytes go to a temporary file next to <paramref name="path"/>,
     /// which is renamed over it only when complete; on failure no file (partial or temporary) is left behind.</summary>
+    /// <param name="model">The network to export (eval-mode computation; BatchNorm running statistics are used).</param>
+    /// <param name="path">The <c>.onnx</c> file to write; its folder must exist.</param>
+    /// <param name="options">Names, opset, fixed sizes, in-graph preprocessing and BN folding; null: the defaults of <see cref="OnnxExportOptions"/>.</param>
     /// <exception cref="ArgumentException">Invalid options or path.</exception>
     /// <exception cref="DirectoryNotFoundException">The folder of <paramref name="path"/> does not exist.</exception>
     /// <exception cref="InvalidOperationException">The model has no usable weights (disposed or non-finite).</exception>
@@ -35,6 +38,10 @@ public static class RegNetOnnxExporter
     }
 
     /// <summary>Exports to a stream (left open). Nothing is written unless the whole graph was built.</summary>
+    /// <param name="model">The network to export (eval-mode computation; BatchNorm running statistics are used).</param>
+    /// <param name="stream">A writable stream; the model is written at its current position.</param>
+    /// <param name="options">Names, opset, fixed sizes, in-graph preprocessing and BN folding; null: the defaults of <see cref="OnnxExportOptions"/>.</param>
+    /// <exception cref="ArgumentException">The stream is not writable, or the options are invalid.</exception>
     public static void Export(RegNetModel model, Stream stream, OnnxExportOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(stream);
@@ -43,7 +50,11 @@ public static class RegNetOnnxExporter
         proto.WriteTo(stream);
     }
 
-    /// <summary>Exports to a byte array.</summary>
+    /// <summary>Exports to a byte array (e.g. for an in-memory ONNX Runtime session).</summary>
+    /// <param name="model">The network to export (eval-mode computation; BatchNorm running statistics are used).</param>
+    /// <param name="options">Names, opset, fixed sizes, in-graph preprocessing and BN folding; null: the defaults of <see cref="OnnxExportOptions"/>.</param>
+    /// <returns>The serialised ONNX model.</returns>
+    /// <exception cref="ArgumentException">The options are invalid.</exception>
     public static byte[] ExportToBytes(RegNetModel model, OnnxExportOptions? options = null) => Build(model, options).ToByteArray();
 
     internal static ModelProto Build(RegNetModel model, OnnxExportOptions? options)
