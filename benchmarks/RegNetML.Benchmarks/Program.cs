@@ -1,13 +1,21 @@
 // Scoring throughput: TorchSharp eval vs ONNX Runtime (docs/benchmarks.md, "Scoring").
 //   dotnet run -c Release --project benchmarks/RegNetML.Benchmarks -- --threads 2 --models X002,Y016 --batches 1,32 --size 224
 // Prints CSV rows: engine,model,batch,images_per_s,ms_per_batch.
+// With --input-pipeline [--images 256] [--train-steps 3] it runs the input pipeline benchmark instead (InputPipelineBenchmark.cs).
 using System.Diagnostics;
 using System.Globalization;
-using Microsoft.ML.RegNet.Configs;
-using Microsoft.ML.RegNet.Models;
+using Microsoft.ML.RegNet;
 using Microsoft.ML.RegNet.Onnx;
 using TorchSharp;
 using static TorchSharp.torch;
+
+if (args.Contains("--input-pipeline"))
+{
+    var pipelineArgs = args.Where(a => a != "--input-pipeline").ToList();
+    int Value(string name, int fallback) => pipelineArgs.IndexOf(name) is int i and >= 0 ? int.Parse(pipelineArgs[i + 1], CultureInfo.InvariantCulture) : fallback;
+    InputPipelineBenchmark.Run(Value("--images", 256), Value("--train-steps", 3));
+    return;
+}
 
 var options = Args.Parse(args);
 torch.set_num_threads(options.Threads);

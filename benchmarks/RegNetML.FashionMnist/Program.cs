@@ -6,10 +6,7 @@
 // and compares labels and probabilities on the first 1,000 test images (Transform and PredictionEngine).
 // With --transform-throughput it times bulk RegNetTransformer.Transform (X002, 64 px) over 2,000 test images.
 using Microsoft.ML;
-using Microsoft.ML.RegNet.Data;
-using Microsoft.ML.RegNet.Data.Transforms;
-using Microsoft.ML.RegNet.Runtime;
-using Microsoft.ML.RegNet.Training;
+using Microsoft.ML.RegNet;
 
 int epochs = args.Length > 0 && int.TryParse(args[0], out var e) ? e : 3;
 string folder = args.Length > 1 && !args[1].StartsWith("--") ? args[1] : "/tmp/fashion-mnist-png";

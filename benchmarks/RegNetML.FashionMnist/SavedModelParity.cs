@@ -1,8 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using Microsoft.ML.RegNet.Data;
-using Microsoft.ML.RegNet.Data.Transforms;
-using Microsoft.ML.RegNet.Training;
+using Microsoft.ML.RegNet;
 
 /// <summary>The saved model is the trained model, at scale: 1,000 test images through both, labels and probabilities compared.</summary>
 internal static class SavedModelParity

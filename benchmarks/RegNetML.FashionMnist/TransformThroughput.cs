@@ -1,7 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using Microsoft.ML.RegNet.Data;
-using Microsoft.ML.RegNet.Training;
+using Microsoft.ML.RegNet;
 
 /// <summary>Bulk scoring throughput: X002 trained one epoch on 512 images, then Transform over test images, three rounds.</summary>
 internal static class TransformThroughput

@@ -2,10 +2,7 @@
 // from that file: new class count (the classifier is re-initialised), stem and first two stages frozen.
 // Usage: RegNetML.FineTuning [workspace] [source epochs=8] [fine-tuning epochs=4]
 using Microsoft.ML;
-using Microsoft.ML.RegNet.Data;
-using Microsoft.ML.RegNet.Data.Transforms;
-using Microsoft.ML.RegNet.Training;
-using Microsoft.ML.RegNet.Weights;
+using Microsoft.ML.RegNet;
 
 string workspace = args.Length > 0 ? args[0] : Path.Combine(Path.GetTempPath(), "regnetml-finetuning");
 int sourceEpochs = args.Length > 1 ? int.Parse(args[1]) : 8;

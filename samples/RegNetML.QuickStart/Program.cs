@@ -2,10 +2,7 @@
 // Data: a class-balanced subset of Fashion-MNIST (MIT licence) embedded in data/, written out as PNG files in an
 // image-folder layout first, so the pipeline is exactly what a user runs on their own folder of images.
 using Microsoft.ML;
-using Microsoft.ML.RegNet.Configs;
-using Microsoft.ML.RegNet.Data;
-using Microsoft.ML.RegNet.Data.Transforms;
-using Microsoft.ML.RegNet.Training;
+using Microsoft.ML.RegNet;
 
 int epochs = args.Length > 0 ? int.Parse(args[0]) : 4;
 string workspace = args.Length > 1 ? args[1] : Path.Combine(Path.GetTempPath(), "regnetml-quickstart");

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
 using Microsoft.ML;
+using Microsoft.ML.RegNet;
 using Microsoft.ML.RegNet.Training;
 
 // Usage: RegNetML.FaultHost <image folder> <workspace> <output weights file> [resume path]

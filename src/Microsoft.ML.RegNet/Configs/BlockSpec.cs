@@ -1,4 +1,4 @@
-namespace Microsoft.ML.RegNet.Configs;
+namespace Microsoft.ML.RegNet;
 
 /// <summary>One residual block, fully resolved: the single description that the model, the counters and the weight layouts share.</summary>
 /// <param name="Stage">1-based stage index.</param>

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace Microsoft.ML.RegNet.Configs;
+namespace Microsoft.ML.RegNet;
 
 // The one JSON form of an architecture, shared by the weight files (regnetml.spec) and the ONNX metadata:
 // {"name", "depth", "w0", "wa", "wm", "group_width", "bottleneck_ratio", "se_ratio", "rounding": "nearest"|"torchvision"}.

@@ -1,4 +1,4 @@
-namespace Microsoft.ML.RegNet.Configs;
+namespace Microsoft.ML.RegNet;
 
 /// <summary>
 /// A RegNet architecture: the design-space parameters (d, w0, wa, wm, g, b, SE) and the stages they generate.
@@ -39,19 +39,29 @@ public sealed partial class RegNetSpec : IEquatable<RegNetSpec>
 
     /// <summary>Keras-style name (<c>RegNetX002</c>) for zoo models; a descriptive name for custom ones.</summary>
     public string Name { get; }
+    /// <summary>Total number of blocks d over all stages.</summary>
     public int Depth { get; }
+    /// <summary>Initial width w0 of the linear width rule, in channels.</summary>
     public double W0 { get; }
+    /// <summary>Slope wa of the linear width rule, in channels per block.</summary>
     public double WA { get; }
+    /// <summary>Width multiplier wm between consecutive stages (the rule quantizes widths to powers of it).</summary>
     public double WM { get; }
     /// <summary>The configured group width g (before clipping to a stage's width).</summary>
     public int GroupWidth { get; }
+    /// <summary>Bottleneck ratio b: a block's inner width is its output width divided by b (1 for the zoo models).</summary>
     public double BottleneckRatio { get; }
     /// <summary>SE ratio relative to the block input width; 0 for RegNetX.</summary>
     public double SeRatio { get; }
+    /// <summary>How widths are rounded to multiples of <see cref="WidthQuantum"/> (pycls/timm or torchvision).</summary>
     public WidthRounding Rounding { get; }
+    /// <summary>Output channels of the stem convolution (always <see cref="DefaultStemWidth"/>).</summary>
     public int StemWidth => DefaultStemWidth;
+    /// <summary>Number of blocks in each stage, first stage first.</summary>
     public IReadOnlyList<int> StageDepths { get; }
+    /// <summary>Output channels of each stage, first stage first.</summary>
     public IReadOnlyList<int> StageWidths { get; }
+    /// <summary>Group width of each stage after clipping to the stage's bottleneck width.</summary>
     public IReadOnlyList<int> StageGroupWidths { get; }
     /// <summary>Every block, in order, with its resolved widths, groups, stride and SE width.</summary>
     public IReadOnlyList<BlockSpec> Blocks => _blocks;
@@ -174,10 +184,10 @@ public sealed partial class RegNetSpec : IEquatable<RegNetSpec>
         }
     }
 
-    /// <summary>Trainable parameters with a <paramref name="numClasses"/>-way classifier (0 = headless).</summary>
-    public long ParameterCount(int numClasses = 1000)
+    /// <summary>Trainable parameters with a <paramref name="numberOfClasses"/>-way classifier (0 = headless).</summary>
+    public long ParameterCount(int numberOfClasses = 1000)
     {
-        if (numClasses < 0) throw new ArgumentException($"numClasses must be ≥ 0 (got {numClasses}).", nameof(numClasses));
+        if (numberOfClasses < 0) throw new ArgumentException($"numberOfClasses must be ≥ 0 (got {numberOfClasses}).", nameof(numberOfClasses));
         long total = 3L * StemWidth * 9 + 2L * StemWidth;
         foreach (var b in _blocks)
         {
@@ -187,13 +197,13 @@ public sealed partial class RegNetSpec : IEquatable<RegNetSpec>
             total += (long)b.BottleneckWidth * b.OutWidth + 2L * b.OutWidth;
             if (b.HasProjection) total += (long)b.InWidth * b.OutWidth + 2L * b.OutWidth;
         }
-        if (numClasses > 0) total += (long)FeatureWidth * numClasses + numClasses;
+        if (numberOfClasses > 0) total += (long)FeatureWidth * numberOfClasses + numberOfClasses;
         return total;
     }
 
     /// <summary>Multiply-accumulates of one forward pass at <paramref name="imageSize"/>², pycls convention
     /// (convolutions and the linear layer, bias adds included; BN, activations and pooling excluded).</summary>
-    public long Flops(int imageSize = 224, int numClasses = 1000)
+    public long Flops(int imageSize = 224, int numberOfClasses = 1000)
     {
         if (imageSize < 1) throw new ArgumentException($"imageSize must be ≥ 1 (got {imageSize}).", nameof(imageSize));
         static int Down(int size) => (size - 1) / 2 + 1; // 3×3 pad 1 or 1×1 pad 0, stride 2
@@ -210,7 +220,7 @@ public sealed partial class RegNetSpec : IEquatable<RegNetSpec>
             total += (long)b.BottleneckWidth * b.OutWidth * area;
             if (b.HasProjection) total += (long)b.InWidth * b.OutWidth * area;
         }
-        if (numClasses > 0) total += (long)FeatureWidth * numClasses + numClasses;
+        if (numberOfClasses > 0) total += (long)FeatureWidth * numberOfClasses + numberOfClasses;
         return total;
     }
 
@@ -218,12 +228,16 @@ public sealed partial class RegNetSpec : IEquatable<RegNetSpec>
     public override string ToString() => FormattableString.Invariant(
         $"{Name}: depths [{string.Join(' ', StageDepths)}] widths [{string.Join(' ', StageWidths)}] group widths [{string.Join(' ', StageGroupWidths)}] SE {SeRatio}");
 
+    /// <summary>Two specs are equal when they build the same network: same stage widths, depths, group widths, bottleneck ratio and SE ratio (names may differ).</summary>
+    /// <param name="other">The spec to compare with.</param>
     public bool Equals(RegNetSpec? other) =>
         other is not null && StemWidth == other.StemWidth && SeRatio.Equals(other.SeRatio) && BottleneckRatio.Equals(other.BottleneckRatio)
         && StageDepths.SequenceEqual(other.StageDepths) && StageWidths.SequenceEqual(other.StageWidths)
         && StageGroupWidths.SequenceEqual(other.StageGroupWidths);
 
+    /// <inheritdoc cref="Equals(RegNetSpec?)"/>
     public override bool Equals(object? obj) => Equals(obj as RegNetSpec);
 
+    /// <summary>A hash consistent with <see cref="Equals(RegNetSpec?)"/>.</summary>
     public override int GetHashCode() => HashCode.Combine(string.Join(',', StageWidths), string.Join(',', StageDepths), SeRatio);
 }

@@ -1,4 +1,4 @@
-namespace Microsoft.ML.RegNet.Configs;
+namespace Microsoft.ML.RegNet;
 
 /// <summary>One published RegNet ImageNet model: its names in every ecosystem and its design-space parameters.</summary>
 /// <param name="KerasName">Keras name, e.g. <c>RegNetX002</c> (the trailing digits are FLOPs × 10⁸).</param>

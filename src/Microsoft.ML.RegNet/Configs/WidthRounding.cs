@@ -1,4 +1,4 @@
-namespace Microsoft.ML.RegNet.Configs;
+namespace Microsoft.ML.RegNet;
 
 /// <summary>How a stage width is made a multiple of its group width.</summary>
 public enum WidthRounding

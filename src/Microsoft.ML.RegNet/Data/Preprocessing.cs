@@ -1,8 +1,9 @@
-namespace Microsoft.ML.RegNet.Data;
+namespace Microsoft.ML.RegNet;
 
 /// <summary>Channel order the network's first convolution expects.</summary>
 public enum ChannelOrder
 {
+    /// <summary>Red, green, blue: what timm, torchvision, Keras and this library's own weights expect.</summary>
     Rgb,
     /// <summary>Native pycls checkpoints were trained on BGR input (OpenCV decoding).</summary>
     Bgr,
@@ -12,6 +13,10 @@ public enum ChannelOrder
 /// How pixel values (0–255) become network input: x = (pixel · Scale − Mean[c]) / Std[c], channels in <see cref="Order"/>.
 /// Which normalisation applies is a property of the weights, so it travels with them instead of being written at call sites.
 /// </summary>
+/// <param name="Scale">Factor applied to 0–255 pixel values first (1/255 for all the built-in normalisations).</param>
+/// <param name="Mean">Per-channel mean subtracted after scaling, three values in <paramref name="Order"/>.</param>
+/// <param name="Std">Per-channel standard deviation divided by last, three positive values in <paramref name="Order"/>.</param>
+/// <param name="Order">Channel order of the network input.</param>
 public sealed record ImageNormalization(float Scale, float[] Mean, float[] Std, ChannelOrder Order)
 {
     /// <summary>ImageNet mean/std on [0, 1] RGB (pycls recipe, timm, torchvision).</summary>
@@ -29,16 +34,21 @@ public sealed record ImageNormalization(float Scale, float[] Mean, float[] Std, 
     public static ImageNormalization Uniform(float mean, float std) =>
         new(1f / 255f, new[] { mean, mean, mean }, new[] { std, std, std }, ChannelOrder.Rgb);
 
+    /// <summary>Equal when scale, order and all mean and std values are equal (records compare arrays by reference; this compares their values).</summary>
+    /// <param name="other">The normalisation to compare with.</param>
     public bool Equals(ImageNormalization? other) =>
         other is not null && Scale == other.Scale && Order == other.Order && Mean.SequenceEqual(other.Mean) && Std.SequenceEqual(other.Std);
 
+    /// <summary>A hash consistent with <see cref="Equals(ImageNormalization?)"/>.</summary>
     public override int GetHashCode() => HashCode.Combine(Scale, Order, Mean[0], Std[0]);
 }
 
 /// <summary>Resampling filter for resizes.</summary>
 public enum Interpolation
 {
+    /// <summary>Bilinear: what every RegNet recipe and this library's evaluation transform use.</summary>
     Bilinear,
+    /// <summary>Bicubic: the filter timm's weights were evaluated with. Recorded with the weights; this library's evaluation transform resizes bilinearly.</summary>
     Bicubic,
 }
 
@@ -46,6 +56,10 @@ public enum Interpolation
 /// Evaluation-time preprocessing expected by a set of weights: normalisation, input size and the centre-crop fraction
 /// (resize the shorter side to <c>ImageSize / CropFraction</c>, then centre-crop <c>ImageSize</c>).
 /// </summary>
+/// <param name="Normalization">How pixel values become network input.</param>
+/// <param name="ImageSize">Side of the square network input, in pixels (224).</param>
+/// <param name="CropFraction">Fraction of the resized image kept by the centre crop, in (0, 1] (0.875).</param>
+/// <param name="Interpolation">Resampling filter the weights were evaluated with (bilinear); stored with the weights, not used by this library's evaluation transform, which resizes bilinearly.</param>
 public sealed record PreprocessingSpec(ImageNormalization Normalization, int ImageSize = 224, double CropFraction = 0.875,
     Interpolation Interpolation = Interpolation.Bilinear)
 {

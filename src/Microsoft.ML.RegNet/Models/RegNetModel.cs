@@ -1,5 +1,4 @@
 using TorchSharp.Utils;
-using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Modules;
 using Microsoft.ML.RegNet.Onnx;
 using Microsoft.ML.RegNet.Runtime;
@@ -7,7 +6,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.RegNet.Models;
+namespace Microsoft.ML.RegNet;
 
 /// <summary>
 /// A RegNet network: stem (3×3/s2, 32 channels) → four stages of residual bottleneck blocks → global average pool → linear head.
@@ -15,7 +14,7 @@ namespace Microsoft.ML.RegNet.Models;
 /// <remarks>
 /// State-dict names follow timm (<c>stem.conv</c>, <c>s1.b1.conv1.conv</c>, …, <c>head.fc</c>), the neutral layout
 /// that safetensors files written here use; torchvision, pycls and Keras layouts are mapped onto it when weights load.
-/// The forward pass returns logits; <c>numClasses: 0</c> gives a headless model that returns pooled features.
+/// The forward pass returns logits; <c>numberOfClasses: 0</c> gives a headless model that returns pooled features.
 /// </remarks>
 public sealed class RegNetModel : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
@@ -31,25 +30,25 @@ public sealed class RegNetModel : nn.Module<Tensor, Tensor>, IOnnxExportable
 
     /// <summary>Builds the network with pycls initialisation.</summary>
     /// <param name="spec">The architecture, e.g. <c>RegNetSpec.FromName("X002")</c>.</param>
-    /// <param name="numClasses">Classifier outputs; 0 for a headless feature extractor.</param>
+    /// <param name="numberOfClasses">Classifier outputs; 0 for a headless feature extractor.</param>
     /// <param name="zeroInitLastBatchNorm">Start each residual branch's last BN γ at 0 (timm's default; off in pycls).</param>
     /// <param name="generator">Where every random initial weight is drawn from. Pass a generator seeded for this model to
     /// make its weights independent of other threads; null draws from libtorch's process-wide generator (what
     /// <c>torch.manual_seed</c> seeds), which concurrent threads share.</param>
-    public RegNetModel(RegNetSpec spec, int numClasses = 1000, bool zeroInitLastBatchNorm = false, Generator? generator = null)
+    public RegNetModel(RegNetSpec spec, int numberOfClasses = 1000, bool zeroInitLastBatchNorm = false, Generator? generator = null)
         : base(nameof(RegNetModel))
     {
         ArgumentNullException.ThrowIfNull(spec);
-        if (numClasses < 0)
-            throw new ArgumentException($"numClasses must be positive, or 0 for a headless model (got {numClasses}).", nameof(numClasses));
+        if (numberOfClasses < 0)
+            throw new ArgumentException($"numberOfClasses must be positive, or 0 for a headless model (got {numberOfClasses}).", nameof(numberOfClasses));
         TorchRuntime.Configure();
 
         Spec = spec;
-        NumClasses = numClasses;
+        NumberOfClasses = numberOfClasses;
         _stem = new ConvNorm(3, spec.StemWidth, 3, stride: 2);
         _stages = spec.Blocks.GroupBy(b => b.Stage).Select(g => new RegStage(g)).ToArray();
         for (int i = 0; i < _stages.Length; i++) register_module($"s{i + 1}", _stages[i]);
-        if (numClasses > 0) _head = new ClassifierHead(spec.FeatureWidth, numClasses);
+        if (numberOfClasses > 0) _head = new ClassifierHead(spec.FeatureWidth, numberOfClasses);
         RegisterComponents();
         InitializeWeights(zeroInitLastBatchNorm, generator);
     }
@@ -58,13 +57,13 @@ public sealed class RegNetModel : nn.Module<Tensor, Tensor>, IOnnxExportable
     public RegNetSpec Spec { get; }
 
     /// <summary>Classifier outputs; 0 when headless.</summary>
-    public int NumClasses { get; }
+    public int NumberOfClasses { get; }
 
     /// <summary>The stem convolution.</summary>
-    public ConvNorm Stem => _stem;
+    internal ConvNorm Stem => _stem;
 
     /// <summary>The four stages, in order.</summary>
-    public IReadOnlyList<RegStage> Stages => _stages;
+    internal IReadOnlyList<RegStage> Stages => _stages;
 
     /// <summary>The classifier, or null when headless.</summary>
     public Linear? Classifier => _head?.Fc;
@@ -80,7 +79,7 @@ public sealed class RegNetModel : nn.Module<Tensor, Tensor>, IOnnxExportable
         }
     }
 
-    /// <summary>Logits (N × numClasses), or pooled features (N × FeatureWidth) when headless.</summary>
+    /// <summary>Logits (N × numberOfClasses), or pooled features (N × FeatureWidth) when headless.</summary>
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();

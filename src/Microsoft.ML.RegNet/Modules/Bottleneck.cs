@@ -1,6 +1,5 @@
 using TorchSharp.Utils;
 using TorchSharp;
-using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Onnx;
 using static TorchSharp.torch;
 
@@ -10,7 +9,7 @@ namespace Microsoft.ML.RegNet.Modules;
 /// The X block (and, with SE, the Y block): 1×1 → grouped 3×3 (strided) → [SE] → 1×1, plus the shortcut, then ReLU.
 /// State-dict children (timm names): <c>conv1</c>, <c>conv2</c>, <c>se</c>, <c>conv3</c>, <c>downsample</c>.
 /// </summary>
-public sealed class Bottleneck : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class Bottleneck : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     [ComponentName(Name = "conv1")]
     private readonly ConvNorm _conv1;

@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.RegNet.Modules;
 
 /// <summary>The linear classifier on pooled features. State-dict child: <c>fc</c>.</summary>
-public sealed class ClassifierHead : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class ClassifierHead : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     [ComponentName(Name = "fc")]
     private readonly Linear _fc;

@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.RegNet.Modules;
 
 /// <summary>Convolution (no bias) → BatchNorm → optional ReLU. State-dict children: <c>conv</c>, <c>bn</c>.</summary>
-public sealed class ConvNorm : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class ConvNorm : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     /// <summary>BatchNorm epsilon of every RegNet implementation.</summary>
     public const double BatchNormEps = 1e-5;

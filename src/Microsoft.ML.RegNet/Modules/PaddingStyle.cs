@@ -1,4 +1,6 @@
-namespace Microsoft.ML.RegNet.Modules;
+using Microsoft.ML.RegNet.Modules;
+
+namespace Microsoft.ML.RegNet;
 
 /// <summary>How strided 3×3 convolutions pad their input.</summary>
 public enum PaddingStyle

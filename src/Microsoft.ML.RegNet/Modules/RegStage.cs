@@ -1,11 +1,10 @@
-using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Onnx;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.RegNet.Modules;
 
 /// <summary>A stage: blocks <c>b1</c>…<c>bN</c>, the first one strided.</summary>
-public sealed class RegStage : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class RegStage : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly Bottleneck[] _blocks;
 

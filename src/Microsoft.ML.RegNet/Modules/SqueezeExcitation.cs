@@ -9,7 +9,7 @@ namespace Microsoft.ML.RegNet.Modules;
 
 /// <summary>Squeeze-and-excitation: GAP → 1×1 conv (bias) → ReLU → 1×1 conv (bias) → sigmoid → channel scale.
 /// State-dict children: <c>fc1</c>, <c>fc2</c>.</summary>
-public sealed class SqueezeExcitation : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class SqueezeExcitation : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     [ComponentName(Name = "fc1")]
     private readonly Conv2d _fc1;

@@ -1,4 +1,3 @@
-using Microsoft.ML.RegNet.Models;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.RegNet.Onnx;

@@ -1,6 +1,6 @@
-using Microsoft.ML.RegNet.Data;
+using Microsoft.ML.RegNet.Onnx;
 
-namespace Microsoft.ML.RegNet.Onnx;
+namespace Microsoft.ML.RegNet;
 
 /// <summary>What <see cref="RegNetOnnxExporter"/> writes: opset, tensor names, extra outputs, baked-in preprocessing and BN folding.</summary>
 public sealed class OnnxExportOptions
@@ -106,8 +106,8 @@ public sealed class OnnxExportOptions
             throw new ArgumentException($"OnnxExportOptions: {string.Join(" and ", duplicate.Select(d => d.Setting))} are both '{duplicate.Key}'; every input and output needs its own name.");
         if (!IncludeLogits && ProbabilitiesOutputName is null && PredictedIndexOutputName is null)
             throw new ArgumentException("OnnxExportOptions: IncludeLogits is false and no ProbabilitiesOutputName or PredictedIndexOutputName is set, so the graph would have no output.");
-        if (ImageSize is { } size && size < Models.RegNetModel.MinimumInputSize)
-            throw new ArgumentException($"OnnxExportOptions.ImageSize must be at least {Models.RegNetModel.MinimumInputSize} (got {size}).", nameof(ImageSize));
+        if (ImageSize is { } size && size < RegNetModel.MinimumInputSize)
+            throw new ArgumentException($"OnnxExportOptions.ImageSize must be at least {RegNetModel.MinimumInputSize} (got {size}).", nameof(ImageSize));
         if (CropFromSize is { } from)
         {
             if (ImageSize is null)

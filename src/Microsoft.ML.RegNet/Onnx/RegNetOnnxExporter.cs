@@ -1,10 +1,9 @@
 using Google.Protobuf;
-using Microsoft.ML.RegNet.Data;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Onnx.Proto;
 using static Microsoft.ML.RegNet.Onnx.OnnxProtos;
+using Microsoft.ML.RegNet.Onnx;
 
-namespace Microsoft.ML.RegNet.Onnx;
+namespace Microsoft.ML.RegNet;
 
 /// <summary>
 /// Writes a <see cref="RegNetModel"/> as an ONNX model (Conv, BatchNormalization, Relu, GlobalAveragePool, Sigmoid, Mul,
@@ -20,6 +19,9 @@ public static class RegNetOnnxExporter
 
     /// <summary>Exports to a file, atomically: the ONNX bytes go to a temporary file next to <paramref name="path"/>,
     /// which is renamed over it only when complete; on failure no file (partial or temporary) is left behind.</summary>
+    /// <param name="model">The network to export (eval-mode computation; BatchNorm running statistics are used).</param>
+    /// <param name="path">The <c>.onnx</c> file to write; its folder must exist.</param>
+    /// <param name="options">Names, opset, fixed sizes, in-graph preprocessing and BN folding; null: the defaults of <see cref="OnnxExportOptions"/>.</param>
     /// <exception cref="ArgumentException">Invalid options or path.</exception>
     /// <exception cref="DirectoryNotFoundException">The folder of <paramref name="path"/> does not exist.</exception>
     /// <exception cref="InvalidOperationException">The model has no usable weights (disposed or non-finite).</exception>
@@ -36,6 +38,10 @@ public static class RegNetOnnxExporter
     }
 
     /// <summary>Exports to a stream (left open). Nothing is written unless the whole graph was built.</summary>
+    /// <param name="model">The network to export (eval-mode computation; BatchNorm running statistics are used).</param>
+    /// <param name="stream">A writable stream; the model is written at its current position.</param>
+    /// <param name="options">Names, opset, fixed sizes, in-graph preprocessing and BN folding; null: the defaults of <see cref="OnnxExportOptions"/>.</param>
+    /// <exception cref="ArgumentException">The stream is not writable, or the options are invalid.</exception>
     public static void Export(RegNetModel model, Stream stream, OnnxExportOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(stream);
@@ -44,7 +50,11 @@ public static class RegNetOnnxExporter
         proto.WriteTo(stream);
     }
 
-    /// <summary>Exports to a byte array.</summary>
+    /// <summary>Exports to a byte array (e.g. for an in-memory ONNX Runtime session).</summary>
+    /// <param name="model">The network to export (eval-mode computation; BatchNorm running statistics are used).</param>
+    /// <param name="options">Names, opset, fixed sizes, in-graph preprocessing and BN folding; null: the defaults of <see cref="OnnxExportOptions"/>.</param>
+    /// <returns>The serialised ONNX model.</returns>
+    /// <exception cref="ArgumentException">The options are invalid.</exception>
     public static byte[] ExportToBytes(RegNetModel model, OnnxExportOptions? options = null) => Build(model, options).ToByteArray();
 
     internal static ModelProto Build(RegNetModel model, OnnxExportOptions? options)
@@ -55,7 +65,7 @@ public static class RegNetOnnxExporter
         g.Graph.Name = options.GraphName;
         var input = AddInput(g, options);
         var features = g.Module(model, "", input);
-        AddOutputs(g, options, features.Name, model.NumClasses > 0 ? model.NumClasses : model.Spec.FeatureWidth);
+        AddOutputs(g, options, features.Name, model.NumberOfClasses > 0 ? model.NumberOfClasses : model.Spec.FeatureWidth);
 
         var proto = new ModelProto
         {
@@ -63,7 +73,7 @@ public static class RegNetOnnxExporter
             ProducerName = ProducerName,
             ProducerVersion = typeof(RegNetOnnxExporter).Assembly.GetName().Version?.ToString() ?? "",
             Graph = g.Graph,
-            DocString = options.DocString ?? $"{model.Spec} ({(model.NumClasses > 0 ? $"{model.NumClasses} classes" : "headless")})",
+            DocString = options.DocString ?? $"{model.Spec} ({(model.NumberOfClasses > 0 ? $"{model.NumberOfClasses} classes" : "headless")})",
         };
         proto.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = options.OpsetVersion });
         if (options.ClassNames is not null && options.ProbabilitiesOutputName is not null)
@@ -81,8 +91,8 @@ public static class RegNetOnnxExporter
         ArgumentNullException.ThrowIfNull(model);
         options = (options ?? new OnnxExportOptions()).Clone();
         options.Validate();
-        if (model.NumClasses == 0 && (options.ProbabilitiesOutputName is not null || options.PredictedIndexOutputName is not null))
-            throw new ArgumentException("The model is headless (numClasses: 0): it outputs pooled features, so ProbabilitiesOutputName and PredictedIndexOutputName must be null.", nameof(options));
+        if (model.NumberOfClasses == 0 && (options.ProbabilitiesOutputName is not null || options.PredictedIndexOutputName is not null))
+            throw new ArgumentException("The model is headless (numberOfClasses: 0): it outputs pooled features, so ProbabilitiesOutputName and PredictedIndexOutputName must be null.", nameof(options));
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("ONNX raw tensor data is little-endian; big-endian hosts are not supported.");
         return options;
     }

@@ -1,12 +1,12 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Google.Protobuf;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Onnx.Proto;
 using TorchSharp;
 using static TorchSharp.torch;
+using Microsoft.ML.RegNet.Onnx;
 
-namespace Microsoft.ML.RegNet.Onnx;
+namespace Microsoft.ML.RegNet;
 
 /// <summary>
 /// Reads weights back from an ONNX file written by <see cref="RegNetOnnxExporter"/>, so an exported model can be
@@ -44,8 +44,8 @@ public static class RegNetOnnxImporter
         ArgumentNullException.ThrowIfNull(model);
         var (proto, meta) = Read(path);
         var spec = meta.ToSpec();
-        if (!spec.Equals(model.Spec) || meta.NumClasses != model.NumClasses)
-            throw new ArgumentException($"'{path}' holds {spec} with {meta.NumClasses} classes, but the model is {model.Spec} with {model.NumClasses} classes. " +
+        if (!spec.Equals(model.Spec) || meta.NumberOfClasses != model.NumberOfClasses)
+            throw new ArgumentException($"'{path}' holds {spec} with {meta.NumberOfClasses} classes, but the model is {model.Spec} with {model.NumberOfClasses} classes. " +
                 "Use RegNetOnnxImporter.Load(path) to rebuild the matching model.", nameof(model));
         CopyWeights(model, proto, meta, path);
     }
@@ -58,7 +58,7 @@ public static class RegNetOnnxImporter
         RegNetModel model;
         try
         {
-            model = new RegNetModel(meta.ToSpec(), meta.NumClasses) { Padding = meta.PaddingStyle };
+            model = new RegNetModel(meta.ToSpec(), meta.NumberOfClasses) { Padding = meta.PaddingStyle };
         }
         catch (ArgumentException e)
         {

@@ -1,7 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
-using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Modules;
 
 namespace Microsoft.ML.RegNet.Onnx;
@@ -27,14 +26,15 @@ internal sealed record RegNetOnnxMetadata
 
     public int Format { get; init; } = CurrentFormat;
     public JsonObject Spec { get; init; } = new();
-    public int NumClasses { get; init; }
+    [JsonPropertyName("NumClasses")] // the stored name, kept so that earlier exports still read
+    public int NumberOfClasses { get; init; }
     public string Padding { get; init; } = nameof(PaddingStyle.Symmetric);
     public bool FoldedBatchNorm { get; init; }
     public Dictionary<string, long> NumBatchesTracked { get; init; } = new();
 
-    public static RegNetOnnxMetadata From(Models.RegNetModel model, bool folded, Dictionary<string, long> counters) => new()
+    public static RegNetOnnxMetadata From(RegNetModel model, bool folded, Dictionary<string, long> counters) => new()
     {
-        Spec = model.Spec.ToJsonObject(), NumClasses = model.NumClasses, Padding = model.Padding.ToString(),
+        Spec = model.Spec.ToJsonObject(), NumberOfClasses = model.NumberOfClasses, Padding = model.Padding.ToString(),
         FoldedBatchNorm = folded, NumBatchesTracked = counters,
     };
 

@@ -1,12 +1,12 @@
 using Microsoft.ML.Data;
-using Microsoft.ML.RegNet.Data;
 using Microsoft.ML.RegNet.Data.MLNet;
 using Microsoft.ML.RegNet.Data.Transforms;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.Transforms;
 using Microsoft.ML.Transforms.Image;
+using Microsoft.ML.RegNet.Onnx;
 
-namespace Microsoft.ML.RegNet.Onnx;
+namespace Microsoft.ML.RegNet;
+
 /// <summary>
 /// Builds an ML.NET scoring pipeline for a <see cref="RegNetModel"/> out of ML.NET's own transformers
 /// (ResizeImages → ExtractPixels → ApplyOnnxModel → CopyColumns → Hash → MapValue → DropColumns, with a decoding custom
@@ -34,7 +34,7 @@ public static class RegNetOnnxScoring
     /// class names) and <paramref name="predictedLabelColumnName"/> (a key over <paramref name="classNames"/>, with KeyValues).
     /// </summary>
     /// <param name="mlContext">The ML.NET context.</param>
-    /// <param name="model">A classifier (numClasses &gt; 0) with trained weights; it is exported, not kept.</param>
+    /// <param name="model">A classifier (numberOfClasses &gt; 0) with trained weights; it is exported, not kept.</param>
     /// <param name="preprocessing">Normalisation, image size and crop fraction the weights expect.</param>
     /// <param name="classNames">One name per model output, in output order.</param>
     /// <param name="imageColumnName">The input MLImage column (e.g. from LoadImages).</param>
@@ -55,10 +55,10 @@ public static class RegNetOnnxScoring
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(preprocessing);
         ArgumentNullException.ThrowIfNull(classNames);
-        if (model.NumClasses == 0)
-            throw new ArgumentException("The model is headless (numClasses: 0); a scoring pipeline needs a classifier.", nameof(model));
-        if (classNames.Count != model.NumClasses)
-            throw new ArgumentException($"classNames has {classNames.Count} names but the model has {model.NumClasses} outputs; give one name per output, in order.", nameof(classNames));
+        if (model.NumberOfClasses == 0)
+            throw new ArgumentException("The model is headless (numberOfClasses: 0); a scoring pipeline needs a classifier.", nameof(model));
+        if (classNames.Count != model.NumberOfClasses)
+            throw new ArgumentException($"classNames has {classNames.Count} names but the model has {model.NumberOfClasses} outputs; give one name per output, in order.", nameof(classNames));
         if (classNames.Any(string.IsNullOrEmpty) || classNames.Distinct(StringComparer.Ordinal).Count() != classNames.Count)
             throw new ArgumentException("classNames must be non-empty and distinct.", nameof(classNames));
         if (preprocessing.ImageSize < RegNetModel.MinimumInputSize || !(preprocessing.CropFraction > 0 && preprocessing.CropFraction <= 1))

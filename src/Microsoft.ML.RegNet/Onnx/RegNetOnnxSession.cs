@@ -1,8 +1,8 @@
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
-using Microsoft.ML.RegNet.Models;
+using Microsoft.ML.RegNet.Onnx;
 
-namespace Microsoft.ML.RegNet.Onnx;
+namespace Microsoft.ML.RegNet;
 
 /// <summary>
 /// Batched scoring through ONNX Runtime directly (no ML.NET data view): N×3×H×W float input in, N×C output out.
@@ -96,6 +96,7 @@ public sealed class RegNetOnnxSession : IDisposable
         return outputs[0].GetTensorDataAsSpan<float>().ToArray();
     }
 
+    /// <summary>Releases the ONNX Runtime session; <see cref="Score(float[], int)"/> cannot be called afterwards.</summary>
     public void Dispose() => _session.Dispose();
 
     private static byte[] ReadFile(string path)

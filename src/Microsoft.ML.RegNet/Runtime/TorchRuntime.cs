@@ -1,7 +1,8 @@
 using System.Runtime.InteropServices;
 using TorchSharp;
+using Microsoft.ML.RegNet.Runtime;
 
-namespace Microsoft.ML.RegNet.Runtime;
+namespace Microsoft.ML.RegNet;
 
 /// <summary>
 /// Sets libtorch up for this library, once per process, and turns a failure to load it into a message that names the

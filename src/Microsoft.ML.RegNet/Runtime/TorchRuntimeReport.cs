@@ -1,4 +1,6 @@
-namespace Microsoft.ML.RegNet.Runtime;
+using Microsoft.ML.RegNet.Runtime;
+
+namespace Microsoft.ML.RegNet;
 
 /// <summary>What <see cref="TorchRuntime.Configure"/> did to libtorch in this process, for logs, run folders and bug reports.</summary>
 /// <param name="NativeAllocator">glibc malloc thresholds applied, or why they were left alone.</param>

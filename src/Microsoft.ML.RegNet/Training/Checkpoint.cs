@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Modules;
 using static TorchSharp.torch;
 
@@ -118,9 +117,9 @@ internal static class Checkpoint
             if (header.State is null) throw Damaged(path, "its header has no training state");
             validate?.Invoke(header);
             if (model is null) return header;
-            if (!model.Spec.MatchesStored(header.State.Architecture) || header.State.NumClasses != model.NumClasses)
+            if (!model.Spec.MatchesStored(header.State.Architecture) || header.State.NumClasses != model.NumberOfClasses)
                 throw new InvalidDataException(
-                    $"{path} was written for {header.State.Architecture} with {header.State.NumClasses} classes, but this run trains {model.Spec} with {model.NumClasses} classes.");
+                    $"{path} was written for {header.State.Architecture} with {header.State.NumClasses} classes, but this run trains {model.Spec} with {model.NumberOfClasses} classes.");
             model.load(reader);
             if (Enum.TryParse<PaddingStyle>(header.Padding, out var padding)) model.Padding = padding;
             optimizer?.load_state_dict(reader);

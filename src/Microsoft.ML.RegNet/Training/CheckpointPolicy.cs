@@ -1,5 +1,4 @@
 using System.Text.Json.Nodes;
-using Microsoft.ML.RegNet.Models;
 using TorchSharp.Modules;
 
 namespace Microsoft.ML.RegNet.Training;

@@ -5,7 +5,7 @@ namespace Microsoft.ML.RegNet.Training;
 /// <summary>The label and image columns of a data view, checked, with the class names from the label's key values.</summary>
 internal sealed record InputColumns(KeyDataViewType LabelType, IReadOnlyList<string> ClassNames, bool ImageIsBytes)
 {
-    public int ClassCount => ClassNames.Count;
+    public int NumberOfClasses => ClassNames.Count;
 
     public static InputColumns Resolve(DataViewSchema schema, string labelColumn, string imageColumn, string what)
     {

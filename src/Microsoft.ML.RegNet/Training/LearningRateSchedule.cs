@@ -1,23 +1,5 @@
 namespace Microsoft.ML.RegNet.Training;
 
-/// <summary>Shape of the learning-rate curve after warmup.</summary>
-public enum LearningRateScheduleKind
-{
-    /// <summary>lr · ½(1 + cos(π·t/T)) — pycls and the Keras RegNets.</summary>
-    HalfCosine,
-    /// <summary>lr · γ^(number of milestones passed).</summary>
-    Step,
-    /// <summary>lr throughout.</summary>
-    Constant,
-}
-
-/// <summary>Whether the schedule moves every optimizer step or once per epoch (pycls and the seed trainer: per epoch).</summary>
-public enum ScheduleGranularity
-{
-    PerStep,
-    PerEpoch,
-}
-
 /// <summary>
 /// The learning rate as a pure function of training progress. With t the progress in epochs (fractional per step, the
 /// integer epoch per epoch), T the total epochs and W the warmup epochs:

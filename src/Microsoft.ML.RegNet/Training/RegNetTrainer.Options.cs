@@ -1,10 +1,9 @@
-using Microsoft.ML.RegNet.Configs;
-using Microsoft.ML.RegNet.Data;
 using Microsoft.ML.RegNet.Data.Mixing;
 using Microsoft.ML.RegNet.Data.Pipeline;
 using Microsoft.ML.RegNet.Data.Transforms;
+using Microsoft.ML.RegNet.Training;
 
-namespace Microsoft.ML.RegNet.Training;
+namespace Microsoft.ML.RegNet;
 
 /// <summary>Optimizer family.</summary>
 public enum OptimizerKind
@@ -39,37 +38,50 @@ public sealed partial class RegNetTrainer
         /// <summary>Start each residual branch's last BN γ at zero.</summary>
         public bool ZeroInitLastBatchNorm;
 
-        /// <summary>Side of the square network input.</summary>
+        /// <summary>Side of the square network input, in pixels (224). At least 32, or the trainer's constructor throws <see cref="ArgumentException"/>.</summary>
         public int ImageSize = 224;
-        /// <summary>Images per optimizer step.</summary>
+        /// <summary>Images per optimizer step (32). At least 1, or the trainer's constructor throws <see cref="ArgumentException"/>.</summary>
         public int BatchSize = 32;
-        /// <summary>Epochs to train (fewer when early stopping stops).</summary>
+        /// <summary>Epochs to train (10; fewer when early stopping stops). At least 1, or the trainer's constructor throws <see cref="ArgumentException"/>.</summary>
         public int MaxEpochs = 10;
 
+        /// <summary>Optimizer: AdamW (default) or SGD with momentum.</summary>
         public OptimizerKind Optimizer = OptimizerKind.AdamW;
+        /// <summary>AdamW's β₁, the decay of the gradient's running mean (0.9). Used only with <see cref="OptimizerKind.AdamW"/>.</summary>
         public double AdamBeta1 = 0.9;
+        /// <summary>AdamW's β₂, the decay of the squared gradient's running mean (0.999). Used only with <see cref="OptimizerKind.AdamW"/>.</summary>
         public double AdamBeta2 = 0.999;
+        /// <summary>AdamW's ε added to the denominator (1e-8). Used only with <see cref="OptimizerKind.AdamW"/>.</summary>
         public double AdamEpsilon = 1e-8;
+        /// <summary>SGD momentum (0.9, as pycls). Used only with <see cref="OptimizerKind.Sgd"/>.</summary>
         public double Momentum = 0.9;
+        /// <summary>Nesterov momentum for SGD (true, as pycls). Used only with <see cref="OptimizerKind.Sgd"/>.</summary>
         public bool Nesterov = true;
 
-        /// <summary>Peak learning rate (after warmup), for <see cref="LearningRateReferenceBatchSize"/> images per step if that is set.</summary>
+        /// <summary>Peak learning rate after warmup (1e-3), for <see cref="LearningRateReferenceBatchSize"/> images per step if that is set. Must be positive and finite, or the trainer's constructor throws <see cref="ArgumentException"/>.</summary>
         public double LearningRate = 1e-3;
         /// <summary>Linear scaling rule: when set, the learning rate used is LearningRate · BatchSize / this.</summary>
         public int? LearningRateReferenceBatchSize;
+        /// <summary>Epochs (fractions allowed) over which the learning rate rises linearly from <see cref="WarmupFactor"/> · lr to lr (0: no warmup). Must be ≥ 0, or the trainer's constructor throws <see cref="ArgumentException"/>.</summary>
         public double WarmupEpochs = 0;
         /// <summary>Warmup starts at this fraction of the learning rate (pycls: 0.1).</summary>
         public double WarmupFactor = 0.1;
+        /// <summary>Shape of the learning-rate curve after warmup (half cosine down to 0 at the end of <see cref="MaxEpochs"/>).</summary>
         public LearningRateScheduleKind Schedule = LearningRateScheduleKind.HalfCosine;
+        /// <summary>Whether the learning rate changes every step (default) or once per epoch.</summary>
         public ScheduleGranularity ScheduleGranularity = ScheduleGranularity.PerStep;
         /// <summary>Epoch milestones of the step schedule.</summary>
         public int[] StepMilestones = Array.Empty<int>();
+        /// <summary>Factor applied to the learning rate at each of <see cref="StepMilestones"/> (0.1) with the step schedule.</summary>
         public double StepGamma = 0.1;
 
+        /// <summary>Weight decay coefficient (5e-5); what it multiplies depends on <see cref="WeightDecaySemantics"/>. Must be ≥ 0, or the trainer's constructor throws <see cref="ArgumentException"/>.</summary>
         public double WeightDecay = 5e-5;
+        /// <summary>How <see cref="WeightDecay"/> is applied: PyTorch's lr-scaled decoupled decay (default), the constant shrink the Keras RegNets used, or L2 added to the gradient.</summary>
         public WeightDecaySemantics WeightDecaySemantics = WeightDecaySemantics.Decoupled;
-        /// <summary>Exclude BatchNorm parameters and biases from weight decay (the seed trainer did not).</summary>
+        /// <summary>Exclude BatchNorm parameters and biases from weight decay (false; the Keras RegNets' trainer decayed them too).</summary>
         public bool ExcludeNormAndBiasFromWeightDecay;
+        /// <summary>Label smoothing ε: targets become 1 − ε + ε/C for the true class and ε/C for the others (0: off). Must be in [0, 1), or the trainer's constructor throws <see cref="ArgumentException"/>.</summary>
         public double LabelSmoothing = 0;
 
         /// <summary>Training-time augmentation (inception crop with area factor, flip, PCA lighting).</summary>
@@ -82,14 +94,16 @@ public sealed partial class RegNetTrainer
         public double CropFraction = 0.875;
         /// <summary>Shuffle the training data each epoch (deterministic per seed and epoch).</summary>
         public bool Shuffle = true;
+        /// <summary>Rows held by the shuffle buffer (4096): larger mixes better and holds more images in memory.</summary>
         public int ShufflePoolSize = 4096;
         /// <summary>Rows whose image cannot be decoded: fail (naming the row) or skip and count.</summary>
         public BadImagePolicy BadImagePolicy = BadImagePolicy.FailOnBadImage;
 
         /// <summary>Data evaluated after every epoch.</summary>
         public IDataView? ValidationSet;
-        /// <summary>When no validation set is given, hold out this fraction of the training data (null: none).</summary>
+        /// <summary>When no validation set is given, hold out this fraction of the training data, in (0, 1) (null: none); otherwise the trainer's constructor throws <see cref="ArgumentException"/>.</summary>
         public double? ValidationFraction;
+        /// <summary>Stop when the validation metric has not improved for a number of epochs (null: train all <see cref="MaxEpochs"/>). Needs a validation set or fraction.</summary>
         public EarlyStoppingOptions? EarlyStopping;
 
         /// <summary>
@@ -102,7 +116,7 @@ public sealed partial class RegNetTrainer
         public RegNetTransformer? StartingModel;
         /// <summary>Freeze the stem (no gradient, BatchNorm statistics kept).</summary>
         public bool FreezeStem;
-        /// <summary>Freeze the stem and the first N stages.</summary>
+        /// <summary>Freeze the stem and the first N stages (0…4; 0: none). Outside 0…4 the trainer's constructor throws <see cref="ArgumentException"/>.</summary>
         public int FreezeStages;
 
         /// <summary>Folder under which each Fit writes runs/&lt;yyyyMMdd-HHmmss&gt;-&lt;arch&gt;/ (null: no run folder).</summary>
@@ -134,12 +148,13 @@ public sealed partial class RegNetTrainer
 
         /// <summary>Receives metrics every <see cref="LogEveryNSteps"/> steps and at the end of every epoch.</summary>
         public Action<RegNetTrainingMetrics>? MetricsCallback;
+        /// <summary>Steps between step metrics (50) sent to <see cref="MetricsCallback"/>, the run folder and the log. Must be at least 1, or the trainer's constructor throws <see cref="ArgumentException"/>.</summary>
         public int LogEveryNSteps = 50;
         /// <summary>Stops training cleanly; Fit then returns the model as it was after the last completed step (and writes
         /// latest.ckpt with a workspace). Already cancelled when Fit starts: Fit throws <see cref="OperationCanceledException"/>.</summary>
         public CancellationToken CancellationToken;
 
-        /// <summary>The recipe behind the Keras RegNets (training_recipe.md §1): AdamW with TFA-style constant decay,
+        /// <summary>The recipe behind the Keras RegNets: AdamW with TFA-style constant decay,
         /// lr 0.001 per 128 images, 5 warmup epochs from 0.1, per-epoch half cosine, the model's area factor and mixup,
         /// 1/255 scaling only.</summary>
         public static Options KerasRecipe(string architecture, int maxEpochs = 100)
@@ -165,7 +180,7 @@ public sealed partial class RegNetTrainer
             };
         }
 
-        // (area factor, mixup α, weight decay) per model, from the Keras author's table (training_recipe.md §1.13).
+        // (area factor, mixup α, weight decay) per model, from the Keras author's table.
         private static readonly IReadOnlyDictionary<string, (double AreaFactor, double Mixup, double Decay)> KerasRecipes =
             new Dictionary<string, (double, double, double)>
             {

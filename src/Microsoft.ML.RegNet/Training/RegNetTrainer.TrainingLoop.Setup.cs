@@ -1,13 +1,13 @@
 using System.Text.Json.Nodes;
 using Microsoft.ML.RegNet.Data.Pipeline;
 using Microsoft.ML.RegNet.Data.Transforms;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Weights;
 using Microsoft.ML.Runtime;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using Microsoft.ML.RegNet.Training;
 
-namespace Microsoft.ML.RegNet.Training;
+namespace Microsoft.ML.RegNet;
 
 public sealed partial class RegNetTrainer
 {
@@ -171,15 +171,15 @@ public sealed partial class RegNetTrainer
         private void CopyWeightsFrom(RegNetModel from, string what)
         {
             // Everything but the classifier must fit exactly; a classifier of another size stays freshly initialised.
-            bool sameHead = from.NumClasses == _model.NumClasses;
+            bool sameHead = from.NumberOfClasses == _model.NumberOfClasses;
             var source = from.state_dict()
                 .Where(kv => sameHead || !kv.Key.StartsWith(ClassifierPrefix, StringComparison.Ordinal))
                 .ToDictionary(kv => kv.Key, kv => kv.Value);
-            var report = StateDictLoader.Load(_model, source, Weights.Layouts.StateDictLayout.Timm, strict: false);
+            var report = StateDictLoader.Load(_model, source, StateDictLayout.Timm, strict: false);
             if (report.Unexpected.Count > 0 || report.Mismatched.Count > 0 || report.Missing.Any(n => !n.StartsWith(ClassifierPrefix, StringComparison.Ordinal)))
                 throw new ArgumentException($"The starting model does not match {_model.Spec.Name} apart from the classifier: {report}");
             _channel.Info(MessageSensitivity.None, $"Starting weights from {what}: {report}" +
-                (sameHead ? "" : $" (classifier re-initialised: {from.NumClasses} → {_model.NumClasses} classes)"));
+                (sameHead ? "" : $" (classifier re-initialised: {from.NumberOfClasses} → {_model.NumberOfClasses} classes)"));
         }
 
         private const string ClassifierPrefix = "head.";

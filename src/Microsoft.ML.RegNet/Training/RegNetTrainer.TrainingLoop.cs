@@ -2,11 +2,11 @@ using Microsoft.ML.RegNet.Data.Mixing;
 using Microsoft.ML.RegNet.Data.MLNet;
 using Microsoft.ML.RegNet.Data.Pipeline;
 using Microsoft.ML.RegNet.Data.Transforms;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.Runtime;
 using TorchSharp.Modules;
+using Microsoft.ML.RegNet.Training;
 
-namespace Microsoft.ML.RegNet.Training;
+namespace Microsoft.ML.RegNet;
 
 public sealed partial class RegNetTrainer
 {
@@ -50,14 +50,14 @@ public sealed partial class RegNetTrainer
             using var _ = optimizer;
             var trainPipeline = new ImageBatchPipeline(new ImageBatchPipelineOptions
             {
-                ImageColumn = _o.ImageColumnName, LabelColumn = _o.LabelColumnName, BatchSize = _o.BatchSize, ImageSize = _o.ImageSize,
+                ImageColumnName = _o.ImageColumnName, LabelColumnName = _o.LabelColumnName, BatchSize = _o.BatchSize, ImageSize = _o.ImageSize,
                 Augmentation = _o.Augmentation, Normalization = _o.Normalization, Seed = _seed, WorkerThreads = _o.WorkerThreads,
                 Shuffle = _o.Shuffle, ShufflePoolSize = _o.ShufflePoolSize, DropLast = false, BadImagePolicy = _o.BadImagePolicy,
             });
             // Validation sees the evaluation transform that scoring and the saved model use: its ML.NET steps on the view.
             var evalPipeline = new ImageBatchPipeline(trainPipeline.Options with
             {
-                ImageColumn = EvaluationPreprocessing.ResizedColumnName, Augmentation = AugmentationOptions.Evaluation(_o.CropFraction), Shuffle = false,
+                ImageColumnName = EvaluationPreprocessing.ResizedColumnName, Augmentation = AugmentationOptions.Evaluation(_o.CropFraction), Shuffle = false,
             });
             if (validation is not null)
                 validation = EvaluationPreprocessing.Apply(validation, new EvaluationCrop(_o.ImageSize, _o.CropFraction), _o.ImageColumnName, _columns.ImageIsBytes);
@@ -77,9 +77,9 @@ public sealed partial class RegNetTrainer
         // The run folder (new or resumed), the schedule, the session and the metric sinks.
         private (TrainingSession Session, LearningRateSchedule Schedule) StartSession(IDataView train, OptimizerHelper optimizer, WeightDecay decay)
         {
-            var mixer = new BatchMixer(_o.Mixing, _columns.ClassCount, _o.LabelSmoothing);
+            var mixer = new BatchMixer(_o.Mixing, _columns.NumberOfClasses, _o.LabelSmoothing);
             double lrScale = _o.LearningRateReferenceBatchSize is { } reference ? (double)_o.BatchSize / reference : 1.0;
-            var state = new TrainingState(0, 0, 0, CheckpointPolicy.InitialBest(_o.EarlyStopping), 0, _model.Spec.ToJson(), _columns.ClassCount);
+            var state = new TrainingState(0, 0, 0, CheckpointPolicy.InitialBest(_o.EarlyStopping), 0, _model.Spec.ToJson(), _columns.NumberOfClasses);
             long rows = CountRows(train);
             _stepsPerEpoch = (int)((rows + _o.BatchSize - 1) / _o.BatchSize);
             OpenRunFolder(ref state, optimizer, rows);

@@ -1,12 +1,11 @@
 using Microsoft.ML.Data;
-using Microsoft.ML.RegNet.Configs;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Runtime;
 using Microsoft.ML.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
+using Microsoft.ML.RegNet.Training;
 
-namespace Microsoft.ML.RegNet.Training;
+namespace Microsoft.ML.RegNet;
 
 /// <summary>
 /// Trains a RegNet image classifier end to end inside an ML.NET pipeline.
@@ -92,10 +91,10 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         if (validation is not null)
         {
             var v = InputColumns.Resolve(validation.Schema, o.LabelColumnName, o.ImageColumnName, "validation set");
-            if (v.ClassCount != columns.ClassCount || !v.ClassNames.SequenceEqual(columns.ClassNames))
+            if (v.NumberOfClasses != columns.NumberOfClasses || !v.ClassNames.SequenceEqual(columns.ClassNames))
                 throw new ArgumentException(
-                    $"The validation set's label has {v.ClassCount} key values ({string.Join(", ", v.ClassNames.Take(5))}…) but the training data's has " +
-                    $"{columns.ClassCount} ({string.Join(", ", columns.ClassNames.Take(5))}…). Map both with the same MapValueToKey transformer (fit it once, apply it to both).");
+                    $"The validation set's label has {v.NumberOfClasses} key values ({string.Join(", ", v.ClassNames.Take(5))}…) but the training data's has " +
+                    $"{columns.NumberOfClasses} ({string.Join(", ", columns.ClassNames.Take(5))}…). Map both with the same MapValueToKey transformer (fit it once, apply it to both).");
         }
         else if (o.ValidationFraction is { } fraction)
         {
@@ -110,7 +109,7 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         var spec = Spec;
         // This Fit's own random state: the process-wide generator is shared by concurrent Fits (README, "Determinism").
         using var generator = new Generator(unchecked((ulong)seed));
-        var model = new RegNetModel(spec, columns.ClassCount, o.ZeroInitLastBatchNorm, generator);
+        var model = new RegNetModel(spec, columns.NumberOfClasses, o.ZeroInitLastBatchNorm, generator);
         try
         {
             // Initialised on the CPU from this Fit's generator (the same weights on every device), then moved once.

@@ -1,13 +1,12 @@
 using Microsoft.ML.Data;
-using Microsoft.ML.RegNet.Data;
 using Microsoft.ML.RegNet.Data.MLNet;
 using Microsoft.ML.RegNet.Data.Pipeline;
 using Microsoft.ML.RegNet.Data.Transforms;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.Runtime;
 using static TorchSharp.torch;
+using Microsoft.ML.RegNet.Training;
 
-namespace Microsoft.ML.RegNet.Training;
+namespace Microsoft.ML.RegNet;
 
 /// <summary>
 /// A trained RegNet as an ML.NET transformer: adds <c>Score</c> (softmax probabilities, slot names = class names) and
@@ -42,7 +41,7 @@ public sealed class RegNetTransformer : ITransformer, IDisposable
         Crop = new EvaluationCrop(Preprocessing);
         Model.eval();
         // Exported now, while the weights are certainly alive, so that saving cannot fail half-way through a file.
-        _scoringOnnx = Onnx.RegNetOnnxScoring.ExportForScoring(Model, Preprocessing, ClassNames);
+        _scoringOnnx = RegNetOnnxScoring.ExportForScoring(Model, Preprocessing, ClassNames);
     }
 
     private readonly byte[] _scoringOnnx;
@@ -53,8 +52,11 @@ public sealed class RegNetTransformer : ITransformer, IDisposable
     public IReadOnlyList<string> ClassNames { get; }
     /// <summary>Normalisation, input size and crop applied before the network.</summary>
     public PreprocessingSpec Preprocessing { get; }
+    /// <summary>Input column the transformer scores: images (<c>LoadImages</c>) or encoded bytes (<c>LoadRawImageBytes</c>), as in training.</summary>
     public string ImageColumnName { get; }
+    /// <summary>Output column of softmax probabilities, one per class (slot names = <see cref="ClassNames"/>).</summary>
     public string ScoreColumnName { get; }
+    /// <summary>Output column of the predicted class, a key of the training label's key type.</summary>
     public string PredictedLabelColumnName { get; }
     /// <summary>The run folder written during training, if any.</summary>
     public string? RunPath { get; }
@@ -65,6 +67,9 @@ public sealed class RegNetTransformer : ITransformer, IDisposable
 
     internal EvaluationCrop Crop { get; }
 
+    /// <summary>The input schema plus the score and predicted-label columns.</summary>
+    /// <param name="inputSchema">Schema of the data to score.</param>
+    /// <exception cref="ArgumentException">The image column is missing, is neither an image nor a byte vector, or is of the other kind than in training (images vs. encoded bytes).</exception>
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
     {
         var image = inputSchema.GetColumnOrNull(ImageColumnName)
@@ -90,6 +95,11 @@ public sealed class RegNetTransformer : ITransformer, IDisposable
         return builder.ToSchema();
     }
 
+    /// <summary>Scores <paramref name="input"/> lazily, in batches of <see cref="ScoringBatchSize"/> images, when its rows are read.</summary>
+    /// <param name="input">Data with the image column.</param>
+    /// <returns>The input with the score and predicted-label columns added.</returns>
+    /// <exception cref="ObjectDisposedException">The transformer was disposed.</exception>
+    /// <exception cref="ArgumentException">The input's image column does not fit (see <see cref="GetOutputSchema"/>).</exception>
     public IDataView Transform(IDataView input)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -126,12 +136,13 @@ public sealed class RegNetTransformer : ITransformer, IDisposable
     /// process that loads it calls <c>mlContext.ComponentCatalog.RegisterAssembly(typeof(RegNetImageBytesDecoder).Assembly)</c> first.
     /// </summary>
     public ITransformer ToOnnxScoringChain(MLContext mlContext) =>
-        Onnx.RegNetOnnxScoring.CreateTransformer(mlContext, _scoringOnnx, Preprocessing, ClassNames, ImageColumnName, ImageIsBytes,
+        RegNetOnnxScoring.CreateTransformer(mlContext, _scoringOnnx, Preprocessing, ClassNames, ImageColumnName, ImageIsBytes,
             ScoreColumnName, PredictedLabelColumnName);
 
     /// <summary>True when the image column holds encoded bytes (<c>LoadRawImageBytes</c>) rather than images.</summary>
     public bool ImageIsBytes { get; }
 
+    /// <summary>Frees the network's native tensors; the transformer cannot score afterwards.</summary>
     public void Dispose()
     {
         if (_disposed) return;
@@ -162,7 +173,7 @@ public sealed class RegNetTransformer : ITransformer, IDisposable
     // Reads the resized column that FitEvaluationPreprocessing adds; the pipeline then takes the centred window.
     internal ImageBatchPipeline CreateScoringPipeline() => new(new ImageBatchPipelineOptions
     {
-        ImageColumn = EvaluationPreprocessing.ResizedColumnName, LabelColumn = null, BatchSize = ScoringBatchSize, ImageSize = Preprocessing.ImageSize,
+        ImageColumnName = EvaluationPreprocessing.ResizedColumnName, LabelColumnName = null, BatchSize = ScoringBatchSize, ImageSize = Preprocessing.ImageSize,
         Augmentation = AugmentationOptions.Evaluation(Preprocessing.CropFraction), Normalization = Preprocessing.Normalization,
         Shuffle = false, BadImagePolicy = BadImagePolicy.FailOnBadImage, WorkerThreads = Math.Max(1, Environment.ProcessorCount),
     });

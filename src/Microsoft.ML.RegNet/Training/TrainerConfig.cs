@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Microsoft.ML.RegNet.Configs;
 
 namespace Microsoft.ML.RegNet.Training;
 
@@ -14,13 +13,13 @@ internal static class TrainerConfig
             ["architecture"] = spec.Name,
             ["spec"] = spec.ToJsonObject(),
             ["stages"] = new { depths = spec.StageDepths, widths = spec.StageWidths, group_widths = spec.StageGroupWidths },
-            ["parameters"] = spec.ParameterCount(columns.ClassCount),
+            ["parameters"] = spec.ParameterCount(columns.NumberOfClasses),
             ["classes"] = columns.ClassNames,
             ["seed"] = seed,
             ["started"] = DateTime.Now.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
             ["torch_threads"] = TorchSharp.torch.get_num_threads(),
-            ["convolution_self_test"] = Runtime.TorchRuntime.ConvolutionSelfTest,
-            ["native_allocator"] = Runtime.TorchRuntime.NativeAllocator,
+            ["convolution_self_test"] = TorchRuntime.ConvolutionSelfTest,
+            ["native_allocator"] = TorchRuntime.NativeAllocator,
             ["augmentation"] = o.Augmentation,
             ["mixing"] = o.Mixing,
             ["normalization"] = new { o.Normalization.Scale, o.Normalization.Mean, o.Normalization.Std, Order = o.Normalization.Order.ToString() },

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using Microsoft.ML.RegNet.Data.Mixing;
 using Microsoft.ML.RegNet.Data.Pipeline;
 using Microsoft.ML.RegNet.Data.Transforms;
-using Microsoft.ML.RegNet.Models;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 

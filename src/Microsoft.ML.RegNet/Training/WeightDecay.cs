@@ -3,17 +3,6 @@ using static TorchSharp.torch;
 
 namespace Microsoft.ML.RegNet.Training;
 
-/// <summary>What "weight decay" means; the choice changes results a lot (training_recipe.md §1.11).</summary>
-public enum WeightDecaySemantics
-{
-    /// <summary>PyTorch AdamW: p ← p − lr·wd·p before the update (decay follows the schedule).</summary>
-    Decoupled,
-    /// <summary>TensorFlow Addons AdamW, what the Keras RegNets used: p ← p − wd·p every step, not scaled by the learning rate.</summary>
-    DecoupledConstant,
-    /// <summary>Classic L2: wd·p added to the gradient (pycls SGD).</summary>
-    CoupledL2,
-}
-
 /// <summary>Applies weight decay to parameter groups, outside the optimizer so every semantics is available for every optimizer.</summary>
 internal sealed class WeightDecay
 {

@@ -1,8 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Microsoft.ML.RegNet.Configs;
-using Microsoft.ML.RegNet.Data;
 using Microsoft.ML.RegNet.Modules;
 
 namespace Microsoft.ML.RegNet.Weights;
@@ -38,7 +36,7 @@ internal static class RegNetFile
     public const string UserPrefix = "user.";
     public const int Version = 1;
 
-    internal static Dictionary<string, string> Metadata(RegNetSpec spec, int numClasses, IReadOnlyList<string>? classNames,
+    internal static Dictionary<string, string> Metadata(RegNetSpec spec, int numberOfClasses, IReadOnlyList<string>? classNames,
         PreprocessingSpec preprocessing, PaddingStyle padding, IReadOnlyDictionary<string, string>? user)
     {
         var meta = new Dictionary<string, string>
@@ -47,7 +45,7 @@ internal static class RegNetFile
             [FormatKey] = FormatName,
             [VersionKey] = Version.ToString(CultureInfo.InvariantCulture),
             [SpecKey] = spec.ToJson(),
-            [NumClassesKey] = numClasses.ToString(CultureInfo.InvariantCulture),
+            [NumClassesKey] = numberOfClasses.ToString(CultureInfo.InvariantCulture),
             [ClassNamesKey] = JsonSerializer.Serialize(classNames ?? Array.Empty<string>()),
             [PreprocessingKey] = PreprocessingToJson(preprocessing),
             [PaddingKey] = padding == PaddingStyle.TensorFlowSame ? "tensorflow_same" : "symmetric",

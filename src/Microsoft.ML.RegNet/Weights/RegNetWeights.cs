@@ -1,12 +1,10 @@
-using Microsoft.ML.RegNet.Configs;
-using Microsoft.ML.RegNet.Data;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Modules;
 using Microsoft.ML.RegNet.Weights.Formats;
 using Microsoft.ML.RegNet.Weights.Layouts;
 using static TorchSharp.torch;
+using Microsoft.ML.RegNet.Weights;
 
-namespace Microsoft.ML.RegNet.Weights;
+namespace Microsoft.ML.RegNet;
 
 /// <summary>How <see cref="RegNetWeights.Load"/> treats a file that does not match the model exactly.</summary>
 public sealed record WeightLoadOptions
@@ -28,6 +26,7 @@ public sealed record WeightLoadOptions
     /// <summary>Force a PyTorch layout (timm, torchvision, pycls) instead of detecting it from marker keys.</summary>
     public StateDictLayout? Layout { get; init; }
 
+    /// <summary>The defaults: strict, classifier re-initialised on a class-count mismatch, pycls BGR converted to RGB, layout detected.</summary>
     public static WeightLoadOptions Default { get; } = new();
 }
 
@@ -59,18 +58,21 @@ public sealed record WeightFileReport(
     PaddingStyle Padding, ClassifierStatus Classifier, bool ConvertedBgrToRgb, IReadOnlyList<string> Notes, IReadOnlyList<string> ClassNames,
     IReadOnlyDictionary<string, string> Metadata)
 {
+    /// <summary>One line: file, format, layout, tensor report, classifier, preprocessing, padding and notes.</summary>
     public override string ToString() => $"{System.IO.Path.GetFileName(Path)} ({Format}, {Layout}): {Tensors}; classifier {Classifier}; " +
         $"preprocessing {Preprocessing.Normalization.Order} scale {Preprocessing.Normalization.Scale}; padding {Padding}" +
         (Notes.Count > 0 ? "; " + string.Join("; ", Notes) : "");
 }
 
 /// <summary>A model built from a file's own metadata, with its load report.</summary>
+/// <param name="Model">The model, weights loaded; the caller owns it and disposes it.</param>
+/// <param name="Report">What the load did.</param>
 public sealed record LoadedRegNet(RegNetModel Model, WeightFileReport Report);
 
-/// <summary>The weights do not fit the model (strict <see cref="RegNetWeights.Load"/> or <see cref="StateDictLoader.Load"/>). The message names the first mismatching tensor and both shapes.</summary>
+/// <summary>The weights do not fit the model (a strict <see cref="RegNetWeights.Load"/>, or a classifier mismatch with <see cref="WeightLoadOptions.ReinitializeClassifierOnMismatch"/> off). The message names the first mismatching tensor and both shapes.</summary>
 public sealed class WeightMismatchException : ArgumentException
 {
-    public WeightMismatchException(string message, WeightLoadReport report) : base(message) => Report = report;
+    internal WeightMismatchException(string message, WeightLoadReport report) : base(message) => Report = report;
 
     /// <summary>Everything that did not match.</summary>
     public WeightLoadReport Report { get; }
@@ -110,15 +112,15 @@ public static class RegNetWeights
 
     /// <summary>Builds a model from the file's own description and loads it: the own format (architecture, classes and
     /// preprocessing in the metadata), or a Keras file of one of the 24 zoo models (architecture from its layer-name
-    /// prefix, class count from its classifier; <c>_notop</c> files give a headless model unless <paramref name="numClasses"/> is set).</summary>
+    /// prefix, class count from its classifier; <c>_notop</c> files give a headless model unless <paramref name="numberOfClasses"/> is set).</summary>
     /// <param name="path">The weight file.</param>
-    /// <param name="numClasses">Override the class count (the classifier is then re-initialised if it differs).</param>
+    /// <param name="numberOfClasses">Override the class count (the classifier is then re-initialised if it differs).</param>
     /// <param name="options">Load options.</param>
     /// <exception cref="NotSupportedException">The file does not describe its architecture (plain PyTorch or safetensors
     /// state dicts): construct <see cref="RegNetModel"/> yourself and call <see cref="Load"/>.</exception>
-    public static LoadedRegNet LoadModel(string path, int? numClasses = null, WeightLoadOptions? options = null)
+    public static LoadedRegNet LoadModel(string path, int? numberOfClasses = null, WeightLoadOptions? options = null)
     {
-        Runtime.TorchRuntime.Configure(); // an ML.NET zip is read into tensors before the model exists
+        TorchRuntime.Configure(); // an ML.NET zip is read into tensors before the model exists
         var format = WeightFormatDetector.Detect(path);
         RegNetSpec spec;
         int classes;
@@ -128,7 +130,7 @@ public static class RegNetWeights
                 {
                     var meta = ReadMetadata(path);
                     spec = RegNetSpec.FromJson(meta[RegNetFile.SpecKey]);
-                    classes = numClasses ?? int.Parse(meta[RegNetFile.NumClassesKey], System.Globalization.CultureInfo.InvariantCulture);
+                    classes = numberOfClasses ?? int.Parse(meta[RegNetFile.NumClassesKey], System.Globalization.CultureInfo.InvariantCulture);
                     break;
                 }
             case WeightFormat.KerasHdf5:
@@ -139,18 +141,18 @@ public static class RegNetWeights
                         throw new NotSupportedException($"{path}: '{prefix}' is not one of the 24 zoo models; build RegNetModel with its spec and call RegNetWeights.Load.");
                     spec = RegNetSpec.FromName(prefix);
                     var head = layers.LastOrDefault(l => l.Weights.Count == 2 && l.Weights[0].Shape.Length == 2);
-                    classes = numClasses ?? (head is null ? 0 : (int)head.Weights[0].Shape[1]);
+                    classes = numberOfClasses ?? (head is null ? 0 : (int)head.Weights[0].Shape[1]);
                     break;
                 }
             case WeightFormat.MLNetModel:
                 {
                     var zip = MLNetModelZip.Read(path);
-                    using (zip.Model) (spec, classes) = (zip.Model.Spec, numClasses ?? zip.Model.NumClasses);
+                    using (zip.Model) (spec, classes) = (zip.Model.Spec, numberOfClasses ?? zip.Model.NumberOfClasses);
                     break;
                 }
             default:
                 throw new NotSupportedException(
-                    $"{path}: a {format} file holds only tensors, not the architecture. Construct RegNetModel(spec, numClasses) and call RegNetWeights.Load.");
+                    $"{path}: a {format} file holds only tensors, not the architecture. Construct RegNetModel(spec, numberOfClasses) and call RegNetWeights.Load.");
         }
         var model = new RegNetModel(spec, classes);
         try
@@ -182,10 +184,10 @@ public static class RegNetWeights
         PreprocessingSpec? preprocessing = null, IReadOnlyDictionary<string, string>? metadata = null)
     {
         ArgumentNullException.ThrowIfNull(model);
-        if (classNames is not null && classNames.Count != model.NumClasses)
-            throw new ArgumentException($"{classNames.Count} class names for a model with {model.NumClasses} classes.", nameof(classNames));
+        if (classNames is not null && classNames.Count != model.NumberOfClasses)
+            throw new ArgumentException($"{classNames.Count} class names for a model with {model.NumberOfClasses} classes.", nameof(classNames));
         preprocessing ??= model.Padding == PaddingStyle.TensorFlowSame ? PreprocessingSpec.Keras : PreprocessingSpec.ImageNet;
-        var meta = RegNetFile.Metadata(model.Spec, model.NumClasses, classNames, preprocessing, model.Padding, metadata);
+        var meta = RegNetFile.Metadata(model.Spec, model.NumberOfClasses, classNames, preprocessing, model.Padding, metadata);
         Safetensors.Write(path, StateDict(model, StateDictLayout.Timm), meta);
     }
 
@@ -199,7 +201,7 @@ public static class RegNetWeights
 
     private static IEnumerable<KeyValuePair<string, Tensor>> StateDict(RegNetModel model, StateDictLayout layout)
     {
-        var names = layout.TensorNames(model.Spec, model.NumClasses > 0);
+        var names = layout.TensorNames(model.Spec, model.NumberOfClasses > 0);
         foreach (var (name, tensor) in model.state_dict())
             yield return new(names.TryGetValue(name, out var mapped) ? mapped : name, tensor);
     }
@@ -210,7 +212,7 @@ public static class RegNetWeights
         dropped = new HashSet<string>(StringComparer.Ordinal);
         string weightName = layout.Classifier + ".weight", biasName = layout.Classifier + ".bias";
         bool fileHasHead = source.ContainsKey(weightName);
-        if (model.NumClasses == 0)
+        if (model.NumberOfClasses == 0)
         {
             if (fileHasHead)
             {
@@ -223,15 +225,15 @@ public static class RegNetWeights
         if (!fileHasHead)
         {
             dropped.UnionWith(new[] { weightName, biasName });
-            notes.Add($"the file has no classifier: the {model.NumClasses}-class classifier was initialised randomly");
+            notes.Add($"the file has no classifier: the {model.NumberOfClasses}-class classifier was initialised randomly");
             return ClassifierStatus.Reinitialized;
         }
         var fileShape = source[weightName].shape;
-        if (fileShape.Length == 2 && fileShape[0] == model.NumClasses && fileShape[1] == model.Spec.FeatureWidth) return ClassifierStatus.Loaded;
+        if (fileShape.Length == 2 && fileShape[0] == model.NumberOfClasses && fileShape[1] == model.Spec.FeatureWidth) return ClassifierStatus.Loaded;
         if (fileShape.Length == 2 && fileShape[1] != model.Spec.FeatureWidth) return ClassifierStatus.Loaded; // another architecture: let the check report it
         RemoveAndDispose(source, weightName, biasName);
         dropped.UnionWith(new[] { weightName, biasName });
-        notes.Add($"the file's classifier has {fileShape[0]} classes and the model {model.NumClasses}: it was dropped and re-initialised");
+        notes.Add($"the file's classifier has {fileShape[0]} classes and the model {model.NumberOfClasses}: it was dropped and re-initialised");
         return ClassifierStatus.Reinitialized;
     }
 
@@ -252,7 +254,7 @@ public static class RegNetWeights
         if (check.Mismatched.Count > 0) details.Add("shape mismatches: " + List(check.Mismatched.Select(m => m.ToString()), check.Mismatched.Count));
         if (check.Missing.Count > 0) details.Add("missing from the file: " + List(check.Missing, check.Missing.Count));
         if (check.Unexpected.Count > 0) details.Add("not in the model: " + List(check.Unexpected, check.Unexpected.Count));
-        return $"{path} ({layoutName} layout) does not match {model.Spec.Name} with {model.NumClasses} classes. {first}" +
+        return $"{path} ({layoutName} layout) does not match {model.Spec.Name} with {model.NumberOfClasses} classes. {first}" +
                $"{check.Mismatched.Count} shape mismatches, {check.Missing.Count} missing, {check.Unexpected.Count} unexpected ({string.Join("; ", details)}). " +
                "The file was probably saved for another architecture: pass the matching RegNetSpec, " +
                "or load with Strict = false to skip what does not match (WeightMismatchException.Report lists everything).";

@@ -1,31 +1,7 @@
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Weights.Layouts;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.RegNet.Weights;
-
-/// <summary>A tensor whose shape differs between the file and the model.</summary>
-public sealed record ShapeMismatch(string ModelName, string FileName, long[] FileShape, long[] ModelShape)
-{
-    public override string ToString() =>
-        $"'{FileName}' has shape [{string.Join(", ", FileShape)}] in the file but '{ModelName}' has [{string.Join(", ", ModelShape)}] in the model";
-}
-
-/// <summary>What a load did: tensors copied, and (non-strict loads only) what was skipped.</summary>
-public sealed record WeightLoadReport(
-    string Layout, IReadOnlyList<string> Loaded, IReadOnlyList<string> Missing, IReadOnlyList<string> Unexpected,
-    IReadOnlyList<ShapeMismatch> Mismatched)
-{
-    /// <summary>True when every model tensor was loaded and nothing in the file was left over.</summary>
-    public bool IsComplete => Missing.Count == 0 && Unexpected.Count == 0 && Mismatched.Count == 0;
-
-    public override string ToString() =>
-        $"{Loaded.Count} tensors loaded ({Layout} layout); missing: {Describe(Missing)}; unexpected: {Describe(Unexpected)}; " +
-        $"shape mismatches: {(Mismatched.Count == 0 ? "none" : string.Join("; ", Mismatched))}";
-
-    private static string Describe(IReadOnlyList<string> names) =>
-        names.Count == 0 ? "none" : string.Join(", ", names.Take(10)) + (names.Count > 10 ? $" … ({names.Count} in all)" : "");
-}
 
 /// <summary>What a load will copy, worked out before anything is copied, so a strict load that fails leaves the model untouched.</summary>
 internal sealed class WeightPlan(IReadOnlyList<(Tensor Target, Tensor Value)> copies, WeightLoadReport report)
@@ -70,7 +46,7 @@ internal static class StateDictLoader
                 ? $"The first mismatch: {report.Mismatched[0]}. The file was probably saved for another architecture than {model.Spec.Name}."
                 : "";
             throw new WeightMismatchException(
-                $"The weights do not match {model.Spec.Name} with {model.NumClasses} classes. {firstProblem} {report}. " +
+                $"The weights do not match {model.Spec.Name} with {model.NumberOfClasses} classes. {firstProblem} {report}. " +
                 "Load with strict: false to skip what does not match (for example a classifier with another class count).", report);
         }
         plan.Apply();
@@ -81,7 +57,7 @@ internal static class StateDictLoader
     /// file names in <paramref name="ignoredMissing"/> (a classifier that will be re-initialised) are not reported missing.</summary>
     internal static WeightPlan Plan(RegNetModel model, IReadOnlyDictionary<string, Tensor> source, StateDictLayout layout, IReadOnlySet<string>? ignoredMissing = null)
     {
-        var names = layout.TensorNames(model.Spec, model.NumClasses > 0);
+        var names = layout.TensorNames(model.Spec, model.NumberOfClasses > 0);
         var copies = new List<(Tensor, Tensor)>();
         var loaded = new List<string>();
         var missing = new List<string>();

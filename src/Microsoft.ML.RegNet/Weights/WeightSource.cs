@@ -1,7 +1,4 @@
 using System.Text.Json;
-using Microsoft.ML.RegNet.Configs;
-using Microsoft.ML.RegNet.Data;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Modules;
 using Microsoft.ML.RegNet.Weights.Formats;
 using Microsoft.ML.RegNet.Weights.Layouts;

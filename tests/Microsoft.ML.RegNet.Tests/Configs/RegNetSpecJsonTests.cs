@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Microsoft.ML.RegNet.Configs;
 
 namespace Microsoft.ML.RegNet.Tests.Configs;
 

@@ -1,5 +1,4 @@
 using System.Globalization;
-using Microsoft.ML.RegNet.Configs;
 
 namespace Microsoft.ML.RegNet.Tests.Configs;
 

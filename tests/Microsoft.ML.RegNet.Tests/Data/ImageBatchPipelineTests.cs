@@ -1,5 +1,4 @@
 using Microsoft.ML.Data;
-using Microsoft.ML.RegNet.Data;
 using Microsoft.ML.RegNet.Data.Pipeline;
 using Microsoft.ML.RegNet.Data.Transforms;
 using SkiaSharp;
@@ -130,7 +129,7 @@ public sealed class ImageBatchPipelineTests
             Interlocked.Increment(ref reads);
             o.Counted = i.Image;
         }, contractName: null).Fit(source).Transform(source);
-        var options = Options(2) with { ImageColumn = "Counted", Shuffle = shuffle };
+        var options = Options(2) with { ImageColumnName = "Counted", Shuffle = shuffle };
 
         var full = new ImageBatchPipeline(options);
         var all = Collect(full, data, epoch: 2);
@@ -281,10 +280,10 @@ public sealed class ImageBatchPipelineTests
         StringAssert.Contains(e.Message, "AreaFactor");
         var ml = new MLContext(1);
         var data = MakeData(ml, 2);
-        var p = new ImageBatchPipeline(new ImageBatchPipelineOptions { ImageColumn = "Label" });
+        var p = new ImageBatchPipeline(new ImageBatchPipelineOptions { ImageColumnName = "Label" });
         var c = Assert.ThrowsExactly<ArgumentException>(() => p.Read(data, 0));
         StringAssert.Contains(c.Message, "'Label'");
-        var m = Assert.ThrowsExactly<ArgumentException>(() => new ImageBatchPipeline(new ImageBatchPipelineOptions { ImageColumn = "Nope" }).Read(data, 0));
+        var m = Assert.ThrowsExactly<ArgumentException>(() => new ImageBatchPipeline(new ImageBatchPipelineOptions { ImageColumnName = "Nope" }).Read(data, 0));
         StringAssert.Contains(m.Message, "'Nope'");
     }
 }

@@ -1,5 +1,4 @@
 using Microsoft.ML.Data;
-using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Data.Pipeline;
 using Microsoft.ML.RegNet.Data.Transforms;
 using Microsoft.ML.RegNet.Tests.Training;

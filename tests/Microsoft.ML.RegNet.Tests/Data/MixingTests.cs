@@ -13,7 +13,7 @@ public sealed class MixingTests
     [DataRow(1.0)]
     public void MixupLambdaFollowsBetaAlphaAlpha(double alpha)
     {
-        var mixer = new BatchMixer(new MixingOptions { MixupAlpha = alpha }, numClasses: 10);
+        var mixer = new BatchMixer(new MixingOptions { MixupAlpha = alpha }, numberOfClasses: 10);
         var rng = new AugmentationRandom(5);
         const int n = 20000;
         double sum = 0, sumSq = 0;
@@ -34,7 +34,7 @@ public sealed class MixingTests
     public void MixupMixesWithTheReversedBatchAndTargetsSumToOne()
     {
         using var scope = NewDisposeScope();
-        var mixer = new BatchMixer(new MixingOptions { MixupAlpha = 0.4 }, numClasses: 5, labelSmoothing: 0.1);
+        var mixer = new BatchMixer(new MixingOptions { MixupAlpha = 0.4 }, numberOfClasses: 5, labelSmoothing: 0.1);
         var images = arange(4 * 3 * 2 * 2, dtype: ScalarType.Float32).reshape(4, 3, 2, 2);
         var labels = tensor(new long[] { 0, 1, 2, 4 });
         var (mixed, targets, d) = mixer.Mix(images, labels, new AugmentationRandom(9));
@@ -61,7 +61,7 @@ public sealed class MixingTests
     public void CutMixPastesTheBoxAndLambdaIsTheKeptArea()
     {
         using var scope = NewDisposeScope();
-        var mixer = new BatchMixer(new MixingOptions { CutMixAlpha = 1.0 }, numClasses: 2);
+        var mixer = new BatchMixer(new MixingOptions { CutMixAlpha = 1.0 }, numberOfClasses: 2);
         var rng = new AugmentationRandom(4);
         var images = cat(new[] { zeros(1, 3, 8, 8), ones(1, 3, 8, 8) }, 0);
         var labels = tensor(new long[] { 0, 1 });

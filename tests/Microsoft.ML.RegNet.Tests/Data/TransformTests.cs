@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Microsoft.ML.RegNet.Data;
 using Microsoft.ML.RegNet.Data.Transforms;
 
 namespace Microsoft.ML.RegNet.Tests.Data;

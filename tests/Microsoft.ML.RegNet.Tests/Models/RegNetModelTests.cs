@@ -1,5 +1,3 @@
-using Microsoft.ML.RegNet.Configs;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Weights.Layouts;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -26,7 +24,7 @@ public sealed class RegNetModelTests
     [TestMethod]
     public void HeadlessModelReturnsPooledFeaturesAndStagesHaveStrides4To32()
     {
-        using var model = new RegNetModel(Tiny, numClasses: 0);
+        using var model = new RegNetModel(Tiny, numberOfClasses: 0);
         model.eval();
         using var _ = no_grad();
         using var x = randn(2, 3, 64, 64);
@@ -52,7 +50,7 @@ public sealed class RegNetModelTests
     [TestMethod]
     public void InitialisationFollowsPycls()
     {
-        using var model = new RegNetModel(Tiny, numClasses: 10, zeroInitLastBatchNorm: true);
+        using var model = new RegNetModel(Tiny, numberOfClasses: 10, zeroInitLastBatchNorm: true);
         var conv = model.Stages[2].Blocks[0].Conv2.Conv.weight!; // 64 → 64, 3×3, fan_out = 9 · 64
         Assert.AreEqual(Math.Sqrt(2.0 / (9 * 64)), conv.std().item<float>(), 0.1 * Math.Sqrt(2.0 / (9 * 64)));
         Assert.AreEqual(0.01, model.Classifier!.weight!.std().item<float>(), 0.002);
@@ -64,9 +62,9 @@ public sealed class RegNetModelTests
     [TestMethod]
     public void InvalidArgumentsSayWhatWasExpected()
     {
-        var e = Assert.ThrowsExactly<ArgumentException>(() => new RegNetModel(Tiny, numClasses: -1));
-        StringAssert.Contains(e.Message, "numClasses");
-        using var model = new RegNetModel(Tiny, numClasses: 3);
+        var e = Assert.ThrowsExactly<ArgumentException>(() => new RegNetModel(Tiny, numberOfClasses: -1));
+        StringAssert.Contains(e.Message, "numberOfClasses");
+        using var model = new RegNetModel(Tiny, numberOfClasses: 3);
         foreach (var shape in new[] { new long[] { 3, 64, 64 }, new long[] { 1, 1, 64, 64 }, new long[] { 1, 3, 16, 64 }, new long[] { 1, 3, 64, 31 } })
         {
             using var x = zeros(shape);
@@ -80,7 +78,7 @@ public sealed class RegNetModelTests
     public void X002TrainStepAt224RunsAndLowersTheLossOnItsBatch()
     {
         manual_seed(3);
-        using var model = new RegNetModel(RegNetSpec.FromName("X002"), numClasses: 10);
+        using var model = new RegNetModel(RegNetSpec.FromName("X002"), numberOfClasses: 10);
         using var optimizer = optim.AdamW(model.parameters(), lr: 1e-3, weight_decay: 5e-5);
         using var x = randn(8, 3, 224, 224);
         using var y = tensor(new long[] { 0, 1, 2, 3, 4, 5, 6, 7 });

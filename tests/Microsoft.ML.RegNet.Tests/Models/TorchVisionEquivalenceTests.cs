@@ -1,6 +1,4 @@
 using System.Text.Json;
-using Microsoft.ML.RegNet.Configs;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Weights;
 using Microsoft.ML.RegNet.Weights.Formats;
 using Microsoft.ML.RegNet.Weights.Layouts;
@@ -46,9 +44,9 @@ public sealed class TorchVisionEquivalenceTests
         using var _ = new DisposeAll(tensors.Values);
         var spec = SpecOf(metadata);
         AssertStagesMatch(spec, metadata["stages"]);
-        int numClasses = int.Parse(metadata["num_classes"]);
+        int numberOfClasses = int.Parse(metadata["num_classes"]);
 
-        using var model = new RegNetModel(spec, numClasses);
+        using var model = new RegNetModel(spec, numberOfClasses);
         var weights = WeightsFor(model, tensors);
         var report = StateDictLoader.Load(model, weights, layout: null, strict: true);
         Assert.AreEqual("torchvision", report.Layout);

@@ -1,4 +1,3 @@
-using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Modules;
 using static Microsoft.ML.RegNet.Tests.Modules.ModuleTestMath;
 using static TorchSharp.torch;

@@ -1,5 +1,4 @@
 using Microsoft.ML.OnnxRuntime;
-using Microsoft.ML.RegNet.Data;
 using Microsoft.ML.RegNet.Modules;
 using Microsoft.ML.RegNet.Onnx;
 using static Microsoft.ML.RegNet.Tests.Onnx.OnnxTestModels;
@@ -83,7 +82,7 @@ public sealed class OnnxExportTests
     [TestMethod]
     public void BakedInPreprocessingTakesRawPixelsAndCrops()
     {
-        using var model = Create("custom", numClasses: 5);
+        using var model = Create("custom", numberOfClasses: 5);
         var norm = ImageNormalization.ImageNetBgr;
         const int from = 72, size = 64;
         var options = new OnnxExportOptions
@@ -145,7 +144,7 @@ public sealed class OnnxExportTests
     [TestMethod]
     public void HeadlessModelExportsPooledFeatures()
     {
-        using var model = Create("custom", numClasses: 0);
+        using var model = Create("custom", numberOfClasses: 0);
         var input = RandomInput(2, Size, seed: 11);
         using var session = new RegNetOnnxSession(RegNetOnnxExporter.ExportToBytes(model, new OnnxExportOptions { OutputName = "features" }), 2);
         var actual = session.Score(input, 2, Size, Size);

@@ -1,5 +1,4 @@
 using Google.Protobuf;
-using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Modules;
 using Microsoft.ML.RegNet.Onnx;
 using Microsoft.ML.RegNet.Onnx.Proto;

@@ -25,7 +25,7 @@ public sealed class OnnxRecoveryAndErrorTests
 
         using var recovered = RegNetOnnxImporter.Load(path);
         Assert.AreEqual(model.Spec, recovered.Spec);
-        Assert.AreEqual(model.NumClasses, recovered.NumClasses);
+        Assert.AreEqual(model.NumberOfClasses, recovered.NumberOfClasses);
         Assert.AreEqual(PaddingStyle.TensorFlowSame, recovered.Padding);
         Assert.IsFalse(RegNetOnnxImporter.IsBatchNormFolded(path));
         var original = model.state_dict();
@@ -38,7 +38,7 @@ public sealed class OnnxRecoveryAndErrorTests
             CollectionAssert.AreEqual(Bits(tensor), Bits(loaded[key]), $"{key} differs");
         }
         // Into an existing model too.
-        using var fresh = new global::Microsoft.ML.RegNet.Models.RegNetModel(model.Spec, model.NumClasses);
+        using var fresh = new global::Microsoft.ML.RegNet.RegNetModel(model.Spec, model.NumberOfClasses);
         RegNetOnnxImporter.LoadWeights(fresh, path);
         CollectionAssert.AreEqual(Bits(original["s1.b1.conv2.conv.weight"]), Bits(fresh.state_dict()["s1.b1.conv2.conv.weight"]));
         Directory.Delete(dir, true);
@@ -68,7 +68,7 @@ public sealed class OnnxRecoveryAndErrorTests
         using var model = Create("custom");
         string path = Path.Combine(TempDir(), "m.onnx");
         RegNetOnnxExporter.Export(model, path);
-        using var other = new global::Microsoft.ML.RegNet.Models.RegNetModel(SpecFor("X002"), 10);
+        using var other = new global::Microsoft.ML.RegNet.RegNetModel(SpecFor("X002"), 10);
         var e = Assert.ThrowsExactly<ArgumentException>(() => RegNetOnnxImporter.LoadWeights(other, path));
         StringAssert.Contains(e.Message, "RegNetOnnxImporter.Load");
     }
@@ -122,14 +122,14 @@ public sealed class OnnxRecoveryAndErrorTests
             new() { ImageSize = 64, CropFromSize = 32 },
             new() { SqueezeBatchDimension = true },
             new() { BatchSize = 0 },
-            new() { Normalization = global::Microsoft.ML.RegNet.Data.ImageNormalization.ImageNet with { Std = new[] { 1f, 0f, 1f } } },
+            new() { Normalization = Microsoft.ML.RegNet.ImageNormalization.ImageNet with { Std = new[] { 1f, 0f, 1f } } },
         };
         foreach (var options in bad)
         {
             var e = Assert.ThrowsExactly<ArgumentException>(() => RegNetOnnxExporter.Export(model, path, options));
             StringAssert.Contains(e.Message, "OnnxExportOptions");
         }
-        using var headless = Create("custom", numClasses: 0);
+        using var headless = Create("custom", numberOfClasses: 0);
         Assert.ThrowsExactly<ArgumentException>(() => RegNetOnnxExporter.Export(headless, path, new OnnxExportOptions { ProbabilitiesOutputName = "p" }));
         Assert.IsEmpty(Directory.GetFileSystemEntries(dir));
     }

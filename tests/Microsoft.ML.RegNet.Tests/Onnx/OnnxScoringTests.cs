@@ -1,7 +1,5 @@
 using Microsoft.ML.Data;
-using Microsoft.ML.RegNet.Data;
 using Microsoft.ML.RegNet.Data.Transforms;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Onnx;
 using Microsoft.ML.Transforms.Image;
 using static Microsoft.ML.RegNet.Tests.Onnx.OnnxTestModels;
@@ -50,7 +48,7 @@ public sealed class OnnxScoringTests
         }).ToList();
     }
 
-    private static RegNetModel Model() => Create("custom", numClasses: ClassNames.Length, seed: 4);
+    private static RegNetModel Model() => Create("custom", numberOfClasses: ClassNames.Length, seed: 4);
 
     [TestMethod]
     public void ScoreIsAKnownSizeProbabilityVectorAndPredictedLabelAKeyWithClassNames()
@@ -177,7 +175,7 @@ public sealed class OnnxScoringTests
         Assert.ThrowsExactly<ArgumentException>(() => RegNetOnnxScoring.CreateTransformer(ml, model, Preprocessing, new[] { "a", "a", "b", "c" }));
         Assert.ThrowsExactly<ArgumentException>(() => RegNetOnnxScoring.CreateTransformer(ml, model, Preprocessing, ClassNames, scoreColumnName: "X", predictedLabelColumnName: "X"));
         Assert.ThrowsExactly<ArgumentException>(() => RegNetOnnxScoring.CreateTransformer(ml, model, Preprocessing with { ImageSize = 8 }, ClassNames));
-        using var headless = Create("custom", numClasses: 0);
+        using var headless = Create("custom", numberOfClasses: 0);
         Assert.ThrowsExactly<ArgumentException>(() => RegNetOnnxScoring.CreateTransformer(ml, headless, Preprocessing, ClassNames));
         var disposed = Model();
         disposed.Dispose();

@@ -1,5 +1,3 @@
-using Microsoft.ML.RegNet.Configs;
-using Microsoft.ML.RegNet.Models;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -13,10 +11,10 @@ internal static class OnnxTestModels
         ? RegNetSpec.Create(depth: 4, w0: 16, wa: 8, wm: 2, groupWidth: 8, seRatio: 0.25)
         : RegNetSpec.FromName(name);
 
-    public static RegNetModel Create(string name, int numClasses = 10, int seed = 1)
+    public static RegNetModel Create(string name, int numberOfClasses = 10, int seed = 1)
     {
         torch.random.manual_seed(seed);
-        var model = new RegNetModel(SpecFor(name), numClasses);
+        var model = new RegNetModel(SpecFor(name), numberOfClasses);
         Randomize(model);
         model.eval();
         return model;

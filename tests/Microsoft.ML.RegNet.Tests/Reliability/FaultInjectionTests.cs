@@ -1,8 +1,6 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json.Nodes;
-using Microsoft.ML.RegNet.Configs;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Tests.Training;
 using Microsoft.ML.RegNet.Training;
 using static TorchSharp.torch;
@@ -173,7 +171,7 @@ public sealed partial class FaultInjectionTests
         damages.Add(("GlobalStep edited in the header", EditHeader(good, "\"GlobalStep\":12", "\"GlobalStep\":13")));
 
         var failures = new List<string>();
-        using var model = new RegNetModel(RegNetSpec.FromName("X002"), numClasses: 2);
+        using var model = new RegNetModel(RegNetSpec.FromName("X002"), numberOfClasses: 2);
         var before = Snapshot(model);
         foreach (var (what, bytes) in damages)
         {

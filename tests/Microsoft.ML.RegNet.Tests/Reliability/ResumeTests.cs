@@ -1,8 +1,6 @@
 using System.Text.Json.Nodes;
 using Microsoft.ML;
-using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Data.Transforms;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Tests.Training;
 using Microsoft.ML.RegNet.Training;
 
@@ -304,7 +302,7 @@ public sealed class ResumeTests
             next.StartingWeightsPath = checkpoint;
             next.FreezeStages = 4; // stem and stages keep the checkpoint's weights, so the test can see they were loaded
             using var model = Fit(three.Rows, next);
-            Assert.AreEqual(3, model.Model.NumClasses);
+            Assert.AreEqual(3, model.Model.NumberOfClasses);
             using var saved = new RegNetModel(Tiny, 2);
             Checkpoint.Load(checkpoint, saved, optimizer: null);
             var trained = model.Model.state_dict();

@@ -1,7 +1,5 @@
 using Microsoft.ML;
-using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Data.Transforms;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Training;
 using static TorchSharp.torch;
 
@@ -68,7 +66,7 @@ public sealed class ConcurrentFitTests
             manual_seed(1);
             // What a concurrent Fit does to the process-wide generator between this Fit's seeding and its initialisation.
             if (otherThreadDraws) randn(1000).Dispose();
-            using var model = new RegNetModel(spec, numClasses: 3, generator: generator);
+            using var model = new RegNetModel(spec, numberOfClasses: 3, generator: generator);
             return Snapshot(model);
         }
 

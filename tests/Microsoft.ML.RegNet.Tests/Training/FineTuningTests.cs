@@ -1,6 +1,5 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Data.Transforms;
 using Microsoft.ML.RegNet.Training;
 using static TorchSharp.torch;
@@ -16,10 +15,10 @@ public sealed class FineTuningTests
         var spec = RegNetSpec.Create(depth: 4, w0: 8, wa: 8, wm: 2, groupWidth: 8);
         using var data = new TinyImageData(perClass: 6, classes: new[] { "red", "blue", "green" });
         string weights = Path.Combine(data.Folder, "pretrained.regnet.safetensors");
-        using (var pretrained = new Microsoft.ML.RegNet.Models.RegNetModel(spec, numClasses: 7))
-            Microsoft.ML.RegNet.Weights.RegNetWeights.Save(pretrained, weights);
-        using var source = new Microsoft.ML.RegNet.Models.RegNetModel(spec, numClasses: 7);
-        Microsoft.ML.RegNet.Weights.RegNetWeights.Load(source, weights);
+        using (var pretrained = new Microsoft.ML.RegNet.RegNetModel(spec, numberOfClasses: 7))
+            Microsoft.ML.RegNet.RegNetWeights.Save(pretrained, weights);
+        using var source = new Microsoft.ML.RegNet.RegNetModel(spec, numberOfClasses: 7);
+        Microsoft.ML.RegNet.RegNetWeights.Load(source, weights);
 
         var ml = new MLContext(1);
         var options = new RegNetTrainer.Options
@@ -31,7 +30,7 @@ public sealed class FineTuningTests
             .Append(ml.MulticlassClassification.Trainers.RegNet(options))
             .Fit(ml.Data.LoadFromEnumerable(data.Rows));
         var trained = ((IEnumerable<ITransformer>)model).OfType<RegNetTransformer>().Single();
-        Assert.AreEqual(3, trained.Model.NumClasses);
+        Assert.AreEqual(3, trained.Model.NumberOfClasses);
         var before = source.state_dict();
         foreach (var (name, tensor) in trained.Model.state_dict())
         {

@@ -1,6 +1,5 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Data.Transforms;
 using Microsoft.ML.RegNet.Training;
 using static TorchSharp.torch;
@@ -59,7 +58,7 @@ public sealed class RegNetTrainerBadInputTests
         StringAssert.Contains(e.ToString(), "row 5");
 
         var skipping = Options();
-        skipping.BadImagePolicy = Microsoft.ML.RegNet.Data.Pipeline.BadImagePolicy.Skip;
+        skipping.BadImagePolicy = Microsoft.ML.RegNet.BadImagePolicy.Skip;
         var logs = new List<string>();
         ml.Log += (_, args) => logs.Add(args.Message);
         ml.MulticlassClassification.Trainers.RegNet(skipping).Fit(bytes);

@@ -1,6 +1,5 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Data.Transforms;
 using Microsoft.ML.RegNet.Training;
 using static TorchSharp.torch;

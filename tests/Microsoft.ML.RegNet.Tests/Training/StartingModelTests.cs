@@ -1,6 +1,5 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Data.Transforms;
 using Microsoft.ML.RegNet.Training;
 using static TorchSharp.torch;
@@ -27,7 +26,7 @@ public sealed class StartingModelTests
         var options = Options();
         options.StartingModel = first;
         var second = ((IEnumerable<ITransformer>)Pipeline(options).Fit(twoClasses)).OfType<RegNetTransformer>().Single();
-        Assert.AreEqual(2, second.Model.NumClasses);
+        Assert.AreEqual(2, second.Model.NumberOfClasses);
         var before = first.Model.state_dict();
         foreach (var (name, tensor) in second.Model.state_dict().Where(kv => kv.Key.StartsWith("s1.")))
             Assert.IsTrue(tensor.eq(before[name]).all().item<bool>(), $"{name} was not copied from the starting model");

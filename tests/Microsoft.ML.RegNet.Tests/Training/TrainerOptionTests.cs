@@ -1,5 +1,4 @@
 using Microsoft.ML;
-using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Data.Transforms;
 using Microsoft.ML.RegNet.Training;
 using static TorchSharp.torch;

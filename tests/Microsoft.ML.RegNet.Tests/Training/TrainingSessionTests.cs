@@ -1,7 +1,5 @@
-using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Data.Mixing;
 using Microsoft.ML.RegNet.Data.Pipeline;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Training;
 using static TorchSharp.torch;
 

@@ -1,5 +1,3 @@
-using Microsoft.ML.RegNet.Configs;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Weights;
 using Microsoft.ML.RegNet.Weights.Formats;
 using static Microsoft.ML.RegNet.Tests.Weights.WeightFixtures;
@@ -16,7 +14,7 @@ public sealed class BadInputTests
     public void MaliciousPickleIsRejectedAndNothingRuns(string file, string global)
     {
         if (File.Exists(MaliciousMarker)) File.Delete(MaliciousMarker);
-        using var model = new RegNetModel(TinyY, NumClasses);
+        using var model = new RegNetModel(TinyY, NumberOfClasses);
         var e = Assert.ThrowsExactly<UnsafePickleException>(() => RegNetWeights.Load(model, PathOf(file)));
         StringAssert.Contains(e.Message, global);
         StringAssert.Contains(e.Message, "not allowed");
@@ -50,7 +48,7 @@ public sealed class BadInputTests
         {
             string path = Path.Combine(dir, $"{fraction}_{file}");
             File.WriteAllBytes(path, bytes[..(int)(bytes.Length * fraction)]);
-            using var model = new RegNetModel(TinyY, NumClasses);
+            using var model = new RegNetModel(TinyY, NumberOfClasses);
             var e = Assert.ThrowsExactly<InvalidDataException>(() => RegNetWeights.Load(model, path), $"{file} cut at {fraction}");
             StringAssert.Contains(e.Message, path);
         }
@@ -60,7 +58,7 @@ public sealed class BadInputTests
     [TestMethod]
     public void WrongArchitectureNamesTheFirstMismatchingTensorAndBothShapes()
     {
-        using var model = new RegNetModel(RegNetSpec.Create(5, 16, 8, 2, 8, seRatio: 0.25, name: "wider"), NumClasses);
+        using var model = new RegNetModel(RegNetSpec.Create(5, 16, 8, 2, 8, seRatio: 0.25, name: "wider"), NumberOfClasses);
         var e = Assert.ThrowsExactly<WeightMismatchException>(() => RegNetWeights.Load(model, PathOf("tiny_y_timm.pth")));
         StringAssert.Contains(e.Message, "First mismatching tensor: 's1.b1.conv1.conv.weight' has shape [8, 32, 1, 1] in the file");
         StringAssert.Contains(e.Message, "[16, 32, 1, 1] in the model");
@@ -74,11 +72,11 @@ public sealed class BadInputTests
     [TestMethod]
     public void KerasFileForAnotherArchitectureIsReportedTensorByTensor()
     {
-        using var wider = new RegNetModel(RegNetSpec.Create(5, 16, 8, 2, 8, seRatio: 0.25, name: "wider"), NumClasses);
+        using var wider = new RegNetModel(RegNetSpec.Create(5, 16, 8, 2, 8, seRatio: 0.25, name: "wider"), NumberOfClasses);
         var e = Assert.ThrowsExactly<WeightMismatchException>(() => RegNetWeights.Load(wider, PathOf("tiny_y.h5")));
         StringAssert.Contains(e.Message, "First mismatching tensor: 's1.b1.conv1.conv.weight' has shape [8, 32, 1, 1] in the file");
 
-        using var x = new RegNetModel(TinyX, NumClasses); // the Y file's SE layers have no place in an X model
+        using var x = new RegNetModel(TinyX, NumberOfClasses); // the Y file's SE layers have no place in an X model
         var se = Assert.ThrowsExactly<WeightMismatchException>(() => RegNetWeights.Load(x, PathOf("tiny_y.h5")));
         Assert.IsTrue(se.Report.Unexpected.Any(n => n.Contains("squeeze_and_excite_squeeze")), se.Message);
         Assert.IsEmpty(se.Report.Missing, se.Message);
@@ -87,7 +85,7 @@ public sealed class BadInputTests
     [TestMethod]
     public void StrictLoadFailureLeavesTheModelUntouched()
     {
-        using var model = new RegNetModel(TinyX, NumClasses); // X spec: the Y file has SE tensors the model lacks
+        using var model = new RegNetModel(TinyX, NumberOfClasses); // X spec: the Y file has SE tensors the model lacks
         var before = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
         var e = Assert.ThrowsExactly<WeightMismatchException>(() => RegNetWeights.Load(model, PathOf("tiny_y_torchvision.pth")));
         Assert.IsTrue(e.Report.Unexpected.Any(n => n.Contains("f.se.fc1")), e.Message);
@@ -99,7 +97,7 @@ public sealed class BadInputTests
     [TestMethod]
     public void NonStrictLoadReportsWhatItSkipped()
     {
-        using var model = new RegNetModel(TinyX, NumClasses);
+        using var model = new RegNetModel(TinyX, NumberOfClasses);
         var report = RegNetWeights.Load(model, PathOf("tiny_y_torchvision.pth"), new WeightLoadOptions { Strict = false });
         Assert.IsFalse(report.Tensors.IsComplete);
         Assert.IsTrue(report.Tensors.Unexpected.Any(n => n.EndsWith("f.se.fc1.weight")), report.ToString());
@@ -112,7 +110,7 @@ public sealed class BadInputTests
         string dir = TempDir();
         string path = Path.Combine(dir, "weights.pth");
         File.WriteAllText(path, "this is not a weight file");
-        using var model = new RegNetModel(TinyY, NumClasses);
+        using var model = new RegNetModel(TinyY, NumberOfClasses);
         var e = Assert.ThrowsExactly<InvalidDataException>(() => RegNetWeights.Load(model, path));
         StringAssert.Contains(e.Message, "unknown weight format");
         string other = Path.Combine(dir, "weights.xyz");
@@ -127,7 +125,7 @@ public sealed class BadInputTests
         string dir = TempDir();
         string path = Path.Combine(dir, "weights.h5");
         File.Copy(PathOf("tiny_y_torchvision.pth"), path);
-        using var model = new RegNetModel(TinyY, NumClasses);
+        using var model = new RegNetModel(TinyY, NumberOfClasses);
         var e = Assert.ThrowsExactly<InvalidDataException>(() => RegNetWeights.Load(model, path));
         StringAssert.Contains(e.Message, "KerasHdf5");
         StringAssert.Contains(e.Message, "PyTorch");
@@ -137,7 +135,7 @@ public sealed class BadInputTests
     [TestMethod]
     public void MissingFileAndNonRegNetStateDict()
     {
-        using var model = new RegNetModel(TinyY, NumClasses);
+        using var model = new RegNetModel(TinyY, NumberOfClasses);
         Assert.ThrowsExactly<FileNotFoundException>(() => RegNetWeights.Load(model, Path.Combine(TempDir(), "none.pth")));
         // reference.safetensors holds tensors, but no RegNet layout.
         var e = Assert.ThrowsExactly<InvalidDataException>(() => RegNetWeights.Load(model, PathOf("reference.safetensors")));
@@ -153,10 +151,10 @@ public sealed class BadInputTests
     [TestMethod]
     public void StrictStateDictLoaderFailureThrowsTheMismatchTypeAndLeavesTheModelUntouched()
     {
-        using var model = new RegNetModel(TinyX, NumClasses);
-        using var source = new RegNetModel(TinyY, NumClasses); // Y: SE tensors the X model lacks
+        using var model = new RegNetModel(TinyX, NumberOfClasses);
+        using var source = new RegNetModel(TinyY, NumberOfClasses); // Y: SE tensors the X model lacks
         var before = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
-        var e = Assert.ThrowsExactly<WeightMismatchException>(() => StateDictLoader.Load(model, source.state_dict(), Microsoft.ML.RegNet.Weights.Layouts.StateDictLayout.Timm));
+        var e = Assert.ThrowsExactly<WeightMismatchException>(() => StateDictLoader.Load(model, source.state_dict(), StateDictLayout.Timm));
         Assert.IsNotEmpty(e.Report.Unexpected);
         foreach (var (name, tensor) in model.state_dict())
             CollectionAssert.AreEqual(before[name].bytes.ToArray(), tensor.bytes.ToArray(), name);

@@ -1,5 +1,3 @@
-using Microsoft.ML.RegNet.Data;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Modules;
 using Microsoft.ML.RegNet.Tests.Models;
 using Microsoft.ML.RegNet.Weights;
@@ -18,7 +16,7 @@ public sealed class FormatLoadingTests
     [DataRow("tiny_y_timm.safetensors", WeightFormat.Safetensors, "timm")]
     public void PyTorchLayoutsGiveReferenceLogits(string file, WeightFormat format, string layout)
     {
-        using var model = new RegNetModel(TinyY, NumClasses);
+        using var model = new RegNetModel(TinyY, NumberOfClasses);
         var report = RegNetWeights.Load(model, PathOf(file));
 
         Assert.AreEqual(format, report.Format);
@@ -34,7 +32,7 @@ public sealed class FormatLoadingTests
     [TestMethod]
     public void PyclsCheckpointIsReadFromModelStateAndConvertedToRgb()
     {
-        using var model = new RegNetModel(TinyY, NumClasses);
+        using var model = new RegNetModel(TinyY, NumberOfClasses);
         var report = RegNetWeights.Load(model, PathOf("tiny_y_pycls.pyth"));
         Assert.IsTrue(report.ConvertedBgrToRgb, report.ToString());
         Assert.IsTrue(report.Notes.Any(n => n.Contains("model_state")), report.ToString());
@@ -44,7 +42,7 @@ public sealed class FormatLoadingTests
     [TestMethod]
     public void PyclsCheckpointKeptAsPublishedExpectsBgr()
     {
-        using var model = new RegNetModel(TinyY, NumClasses);
+        using var model = new RegNetModel(TinyY, NumberOfClasses);
         var report = RegNetWeights.Load(model, PathOf("tiny_y_pycls.pyth"), new WeightLoadOptions { ConvertBgrToRgb = false });
         Assert.IsFalse(report.ConvertedBgrToRgb);
         Assert.AreEqual(ImageNormalization.ImageNetBgr, report.Preprocessing.Normalization);
@@ -58,7 +56,7 @@ public sealed class FormatLoadingTests
     [DataRow("tiny_x_renamed.h5", "x", "keras (by order)")]
     public void KerasFilesGiveReferenceLogitsWithTensorFlowPaddingAndUnitScale(string file, string family, string layout)
     {
-        using var model = new RegNetModel(family == "y" ? TinyY : TinyX, NumClasses);
+        using var model = new RegNetModel(family == "y" ? TinyY : TinyX, NumberOfClasses);
         var report = RegNetWeights.Load(model, PathOf(file));
 
         Assert.AreEqual(WeightFormat.KerasHdf5, report.Format);
@@ -74,9 +72,9 @@ public sealed class FormatLoadingTests
     [TestMethod]
     public void KerasNoTopFileLoadsTheBackboneAndReinitialisesTheClassifier()
     {
-        using var full = new RegNetModel(TinyY, NumClasses);
+        using var full = new RegNetModel(TinyY, NumberOfClasses);
         RegNetWeights.Load(full, PathOf("tiny_y.h5"));
-        using var model = new RegNetModel(TinyY, NumClasses);
+        using var model = new RegNetModel(TinyY, NumberOfClasses);
         var report = RegNetWeights.Load(model, PathOf("tiny_y_notop.h5"));
 
         Assert.AreEqual(ClassifierStatus.Reinitialized, report.Classifier);
@@ -91,7 +89,7 @@ public sealed class FormatLoadingTests
     [TestMethod]
     public void KerasNoTopIntoHeadlessModelIsComplete()
     {
-        using var model = new RegNetModel(TinyY, numClasses: 0);
+        using var model = new RegNetModel(TinyY, numberOfClasses: 0);
         var report = RegNetWeights.Load(model, PathOf("tiny_y_notop.h5"));
         Assert.AreEqual(ClassifierStatus.NotInModel, report.Classifier);
         Assert.IsTrue(report.Tensors.IsComplete, report.ToString());
@@ -100,7 +98,7 @@ public sealed class FormatLoadingTests
     [TestMethod]
     public void NotopWithoutReinitialisationIsAStrictError()
     {
-        using var model = new RegNetModel(TinyY, NumClasses);
+        using var model = new RegNetModel(TinyY, NumberOfClasses);
         var e = Assert.ThrowsExactly<WeightMismatchException>(() =>
             RegNetWeights.Load(model, PathOf("tiny_y_notop.h5"), new WeightLoadOptions { ReinitializeClassifierOnMismatch = false }));
         StringAssert.Contains(e.Message, "head.fc.weight");

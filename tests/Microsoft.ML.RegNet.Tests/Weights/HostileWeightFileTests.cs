@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Weights;
 using Microsoft.ML.RegNet.Weights.Formats;
 using static Microsoft.ML.RegNet.Tests.Weights.HostileFiles;
@@ -44,7 +43,7 @@ public sealed class HostileWeightFileTests
         byte[] bytes = TorchZip(new View([30000, 30000], [0, 0]), 1, 1);
         Assert.IsLessThan(1024, bytes.Length);
         string path = Write("oversized_view.pth", bytes);
-        using var model = new RegNetModel(TinyY, NumClasses);
+        using var model = new RegNetModel(TinyY, NumberOfClasses);
 
         long rssBefore = ResetPeakResidentBytes();
         var clock = Stopwatch.StartNew();
@@ -149,7 +148,7 @@ public sealed class HostileWeightFileTests
     {
         // A chunked dataset of 30000 × 30000 floats with no chunk written (tests/fixtures/weights/generate_hostile_h5.py).
         string path = PathOf("hostile_oversized.h5");
-        using var model = new RegNetModel(TinyY, NumClasses);
+        using var model = new RegNetModel(TinyY, NumberOfClasses);
         long rssBefore = ResetPeakResidentBytes();
         var e = Assert.ThrowsExactly<InvalidDataException>(() => RegNetWeights.Load(model, path));
         long peakGrowth = PeakResidentBytes() - rssBefore;
@@ -162,7 +161,7 @@ public sealed class HostileWeightFileTests
     private InvalidDataException AssertRefused(byte[] file, string reason)
     {
         string path = Write("hostile.pth", file);
-        using var model = new RegNetModel(TinyY, NumClasses);
+        using var model = new RegNetModel(TinyY, NumberOfClasses);
         var e = Assert.ThrowsExactly<InvalidDataException>(() => RegNetWeights.Load(model, path));
         AssertNames(e, path, reason);
         return e;

@@ -1,4 +1,3 @@
-using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Weights.Layouts;
 
 namespace Microsoft.ML.RegNet.Tests.Weights;

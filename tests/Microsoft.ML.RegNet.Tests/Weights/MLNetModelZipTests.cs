@@ -1,7 +1,5 @@
 using System.IO.Compression;
 using Microsoft.ML.Data;
-using Microsoft.ML.RegNet.Configs;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Tests.Training;
 using Microsoft.ML.RegNet.Training;
 using Microsoft.ML.RegNet.Weights;
@@ -74,7 +72,7 @@ public sealed class MLNetModelZipTests
             .Append(ml.MulticlassClassification.Trainers.RegNet(options))
             .Fit(view);
         using var fineTuned = ((IEnumerable<ITransformer>)tuned).OfType<RegNetTransformer>().Single();
-        Assert.AreEqual(3, fineTuned.Model.NumClasses);
+        Assert.AreEqual(3, fineTuned.Model.NumberOfClasses);
         var start = same.state_dict();
         foreach (var (name, tensor) in fineTuned.Model.state_dict().Where(kv => kv.Key.EndsWith(".weight") && !kv.Key.StartsWith("head.")))
             Assert.IsTrue(tensor.eq(start[name]).all().item<bool>(), $"{name}: the frozen backbone does not hold the zip's weights");

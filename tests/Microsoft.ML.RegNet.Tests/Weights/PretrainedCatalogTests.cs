@@ -1,7 +1,4 @@
 using System.Security.Cryptography;
-using Microsoft.ML.RegNet.Configs;
-using Microsoft.ML.RegNet.Data;
-using Microsoft.ML.RegNet.Weights.Pretrained;
 using static Microsoft.ML.RegNet.Tests.Weights.WeightFixtures;
 
 namespace Microsoft.ML.RegNet.Tests.Weights;

@@ -1,7 +1,5 @@
 using System.Buffers.Binary;
 using System.Text.Json;
-using Microsoft.ML.RegNet.Data;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Modules;
 using Microsoft.ML.RegNet.Tests.Models;
 using Microsoft.ML.RegNet.Weights;
@@ -29,7 +27,7 @@ public sealed class RoundTripTests
     [TestMethod]
     public void OwnFormatRoundTripIsBitExactAndCarriesArchitectureClassesAndPreprocessing()
     {
-        using var model = new RegNetModel(TinyY, NumClasses);
+        using var model = new RegNetModel(TinyY, NumberOfClasses);
         RegNetWeights.Load(model, PathOf("tiny_y.h5")); // Keras: TF padding and unit-scale preprocessing must travel
         string dir = TempDir();
         string path = Path.Combine(dir, "trained.regnet.safetensors");
@@ -41,7 +39,7 @@ public sealed class RoundTripTests
         Assert.AreEqual(WeightFormat.RegNetML, loaded.Report.Format);
         Assert.AreEqual(TinyY, copy.Spec);
         Assert.AreEqual("tiny_y", copy.Spec.Name);
-        Assert.AreEqual(NumClasses, copy.NumClasses);
+        Assert.AreEqual(NumberOfClasses, copy.NumberOfClasses);
         CollectionAssert.AreEqual(classes, loaded.Report.ClassNames.ToArray());
         Assert.AreEqual(PreprocessingSpec.Keras, loaded.Report.Preprocessing);
         Assert.AreEqual(PaddingStyle.TensorFlowSame, copy.Padding);
@@ -56,12 +54,12 @@ public sealed class RoundTripTests
     [TestMethod]
     public void SafetensorsRoundTripIsBitExact()
     {
-        using var model = new RegNetModel(TinyY, NumClasses);
+        using var model = new RegNetModel(TinyY, NumberOfClasses);
         RegNetWeights.Load(model, PathOf("tiny_y_pycls.pyth"));
         string dir = TempDir();
         string path = Path.Combine(dir, "weights.safetensors");
         RegNetWeights.SaveSafetensors(model, path);
-        using var copy = new RegNetModel(TinyY, NumClasses);
+        using var copy = new RegNetModel(TinyY, NumberOfClasses);
         var report = RegNetWeights.Load(copy, path);
         Assert.AreEqual(WeightFormat.Safetensors, report.Format);
         Assert.AreEqual("timm", report.Layout);
@@ -70,7 +68,7 @@ public sealed class RoundTripTests
         // torchvision layout too
         string tv = Path.Combine(dir, "weights_tv.safetensors");
         RegNetWeights.SaveSafetensors(model, tv, layout: StateDictLayout.TorchVision);
-        using var copy2 = new RegNetModel(TinyY, NumClasses);
+        using var copy2 = new RegNetModel(TinyY, NumberOfClasses);
         Assert.AreEqual("torchvision", RegNetWeights.Load(copy2, tv).Layout);
         AssertBitExact(model, copy2);
         Directory.Delete(dir, true);
@@ -82,7 +80,7 @@ public sealed class RoundTripTests
     [TestMethod]
     public void SaveSafetensorsWritesTimmLayoutReadableByPython()
     {
-        using var model = new RegNetModel(TinyY, NumClasses);
+        using var model = new RegNetModel(TinyY, NumberOfClasses);
         RegNetWeights.Load(model, PathOf("tiny_y_torchvision.pth"));
         string dir = Environment.GetEnvironmentVariable("REGNET_VERIFY_DIR") is { Length: > 0 } keep ? keep : TempDir();
         string path = Path.Combine(dir, "tiny_y_from_csharp.safetensors");
@@ -126,9 +124,9 @@ public sealed class RoundTripTests
     [TestMethod]
     public void DifferentClassCountReinitialisesTheClassifierForFineTuning()
     {
-        using var reference = new RegNetModel(TinyY, NumClasses);
+        using var reference = new RegNetModel(TinyY, NumberOfClasses);
         RegNetWeights.Load(reference, PathOf("tiny_y_timm.pth"));
-        using var model = new RegNetModel(TinyY, numClasses: 3);
+        using var model = new RegNetModel(TinyY, numberOfClasses: 3);
         var report = RegNetWeights.Load(model, PathOf("tiny_y_timm.pth"));
 
         Assert.AreEqual(ClassifierStatus.Reinitialized, report.Classifier);
@@ -146,7 +144,7 @@ public sealed class RoundTripTests
     [TestMethod]
     public void HeadlessModelIgnoresTheFilesClassifier()
     {
-        using var model = new RegNetModel(TinyY, numClasses: 0);
+        using var model = new RegNetModel(TinyY, numberOfClasses: 0);
         var report = RegNetWeights.Load(model, PathOf("tiny_y_torchvision.pth"));
         Assert.AreEqual(ClassifierStatus.NotInModel, report.Classifier);
         Assert.IsTrue(report.Tensors.IsComplete, report.ToString());

@@ -1,5 +1,3 @@
-using Microsoft.ML.RegNet.Configs;
-using Microsoft.ML.RegNet.Data;
 using Microsoft.ML.RegNet.Weights.Formats;
 using static TorchSharp.torch;
 
@@ -8,7 +6,7 @@ namespace Microsoft.ML.RegNet.Tests.Weights;
 /// <summary>Fixtures of tests/fixtures/weights/generate_weight_fixtures.py.</summary>
 internal static class WeightFixtures
 {
-    public const int NumClasses = 5;
+    public const int NumberOfClasses = 5;
     public const double Tolerance = 1e-4;
     public const string MaliciousMarker = "/tmp/regnetml_malicious_pickle_ran";
 
@@ -37,7 +35,7 @@ internal static class WeightFixtures
     }
 
     /// <summary>Eval-mode logits of <paramref name="model"/> on the reference pixels, preprocessed by <paramref name="preprocessing"/>.</summary>
-    public static Tensor Logits(Microsoft.ML.RegNet.Models.RegNetModel model, PreprocessingSpec preprocessing)
+    public static Tensor Logits(Microsoft.ML.RegNet.RegNetModel model, PreprocessingSpec preprocessing)
     {
         using var noGrad = no_grad();
         model.eval();

@@ -1,8 +1,9 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.Transforms;
 using Microsoft.ML.Transforms.Image;
+using Microsoft.ML.RegNet.Data.MLNet;
 
-namespace Microsoft.ML.RegNet.Data.MLNet;
+namespace Microsoft.ML.RegNet;
 
 /// <summary>
 /// Decodes an encoded-image byte column (from <c>LoadRawImageBytes</c>) into an <c>MLImage</c> column with ML.NET's own

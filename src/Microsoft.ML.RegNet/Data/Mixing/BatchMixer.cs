@@ -11,20 +11,20 @@ namespace Microsoft.ML.RegNet.Data.Mixing;
 /// <c>λ·y + (1−λ)·y[partner]</c>, so each row still sums to 1.
 /// </summary>
 /// <remarks>Call inside the training step's dispose scope; returned tensors belong to the caller's current scope.</remarks>
-public sealed class BatchMixer
+internal sealed class BatchMixer
 {
-    /// <summary>Defines the mixing for <paramref name="numClasses"/> classes.</summary>
+    /// <summary>Defines the mixing for <paramref name="numberOfClasses"/> classes.</summary>
     /// <param name="options">Mixup / CutMix settings.</param>
-    /// <param name="numClasses">Classes of the targets.</param>
+    /// <param name="numberOfClasses">Classes of the targets.</param>
     /// <param name="labelSmoothing">Label smoothing ε (the trainer's one knob): targets <c>1−ε+ε/C</c> and <c>ε/C</c>, before mixing.</param>
-    public BatchMixer(MixingOptions options, int numClasses, double labelSmoothing = 0)
+    public BatchMixer(MixingOptions options, int numberOfClasses, double labelSmoothing = 0)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        if (numClasses < 1) throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses, "Need at least one class.");
+        if (numberOfClasses < 1) throw new ArgumentOutOfRangeException(nameof(numberOfClasses), numberOfClasses, "Need at least one class.");
         if (!(labelSmoothing >= 0 && labelSmoothing < 1)) throw new ArgumentOutOfRangeException(nameof(labelSmoothing), labelSmoothing, "Must be in [0, 1).");
         Options = options;
-        NumClasses = numClasses;
+        NumberOfClasses = numberOfClasses;
         LabelSmoothing = labelSmoothing;
     }
 
@@ -35,7 +35,7 @@ public sealed class BatchMixer
     public MixingOptions Options { get; }
 
     /// <summary>Number of classes of the targets.</summary>
-    public int NumClasses { get; }
+    public int NumberOfClasses { get; }
 
     /// <summary>Draws λ, partners and (for CutMix) the box for a batch of <paramref name="batchSize"/> images of H×W.</summary>
     public MixingDecision Sample(int batchSize, int height, int width, AugmentationRandom random)
@@ -78,7 +78,7 @@ public sealed class BatchMixer
         if (images.dim() != 4) throw new ArgumentException($"Images must be N×C×H×W (got [{string.Join(", ", images.shape)}]).", nameof(images));
         long n = images.shape[0];
         if (decision.Partners.Length != n) throw new ArgumentException($"The decision is for {decision.Partners.Length} samples, the batch has {n}.", nameof(decision));
-        var targets = ToTargets(labels, NumClasses, LabelSmoothing, images.device);
+        var targets = ToTargets(labels, NumberOfClasses, LabelSmoothing, images.device);
         if (decision.IsIdentity) return (images.alias(), targets);
 
         using var scope = NewDisposeScope();
@@ -116,7 +116,7 @@ public sealed class BatchMixer
     /// Soft targets: int64 class indices become one-hot rows with label smoothing ε (<c>1−ε+ε/C</c> on the class,
     /// <c>ε/C</c> elsewhere); float <c>N×C</c> inputs are smoothed the same way (<c>(1−ε)·y + ε/C</c>).
     /// </summary>
-    public static Tensor ToTargets(Tensor labels, int numClasses, double smoothing = 0, Device? device = null)
+    public static Tensor ToTargets(Tensor labels, int numberOfClasses, double smoothing = 0, Device? device = null)
     {
         ArgumentNullException.ThrowIfNull(labels);
         if (!(smoothing >= 0 && smoothing < 1)) throw new ArgumentOutOfRangeException(nameof(smoothing), smoothing, "Must be in [0, 1).");
@@ -124,19 +124,19 @@ public sealed class BatchMixer
         Tensor soft;
         if (labels.dim() == 1 && labels.dtype == ScalarType.Int64)
         {
-            if (labels.numel() > 0 && (labels.min().item<long>() < 0 || labels.max().item<long>() >= numClasses))
-                throw new ArgumentException($"Labels must be class indices in [0, {numClasses}).", nameof(labels));
-            soft = nn.functional.one_hot(labels, numClasses).to(ScalarType.Float32);
+            if (labels.numel() > 0 && (labels.min().item<long>() < 0 || labels.max().item<long>() >= numberOfClasses))
+                throw new ArgumentException($"Labels must be class indices in [0, {numberOfClasses}).", nameof(labels));
+            soft = nn.functional.one_hot(labels, numberOfClasses).to(ScalarType.Float32);
         }
-        else if (labels.dim() == 2 && labels.shape[1] == numClasses && labels.is_floating_point())
+        else if (labels.dim() == 2 && labels.shape[1] == numberOfClasses && labels.is_floating_point())
         {
             soft = labels.to(ScalarType.Float32);
         }
         else
         {
-            throw new ArgumentException($"Labels must be N int64 indices or N×{numClasses} float targets (got {labels.dtype} [{string.Join(", ", labels.shape)}]).", nameof(labels));
+            throw new ArgumentException($"Labels must be N int64 indices or N×{numberOfClasses} float targets (got {labels.dtype} [{string.Join(", ", labels.shape)}]).", nameof(labels));
         }
-        if (smoothing > 0) soft = soft * (1 - smoothing) + smoothing / numClasses;
+        if (smoothing > 0) soft = soft * (1 - smoothing) + smoothing / numberOfClasses;
         if (device is not null) soft = soft.to(device);
         return soft.MoveToOuterDisposeScope();
     }

@@ -1,9 +1,11 @@
-namespace Microsoft.ML.RegNet.Data.Mixing;
+using Microsoft.ML.RegNet.Data.Mixing;
+
+namespace Microsoft.ML.RegNet;
 
 /// <summary>Which image each sample is mixed with.</summary>
 public enum MixupPartner
 {
-    /// <summary>Sample i with sample N−1−i (the batch reversed), as the seed trainer and timm's "batch" mode do.</summary>
+    /// <summary>Sample i with sample N−1−i (the batch reversed), as the Keras RegNets' trainer and timm's "batch" mode do.</summary>
     Reversed,
 
     /// <summary>A random permutation of the batch, as pycls does.</summary>
@@ -12,11 +14,11 @@ public enum MixupPartner
 
 /// <summary>
 /// Batch-level Mixup / CutMix and label smoothing (timm <c>Mixup</c>-style). With both alphas 0 only label smoothing
-/// applies. One λ is drawn per batch, as in the seed trainer, pycls and timm's batch mode. Training only.
+/// applies. One λ is drawn per batch, as in the Keras RegNets' trainer, pycls and timm's batch mode. Training only.
 /// </summary>
 public sealed record MixingOptions
 {
-    /// <summary>Mixup Beta(α, α) parameter; 0 disables Mixup (seed trainer: 0.2–0.4 by model size).</summary>
+    /// <summary>Mixup Beta(α, α) parameter; 0 disables Mixup (the Keras RegNets' trainer: 0.2–0.4 by model size).</summary>
     public double MixupAlpha { get; init; }
 
     /// <summary>CutMix Beta(α, α) parameter; 0 disables CutMix (timm commonly 1.0).</summary>
@@ -28,7 +30,7 @@ public sealed record MixingOptions
     /// <summary>When both are enabled, the chance of CutMix instead of Mixup (0.5).</summary>
     public double SwitchProbability { get; init; } = 0.5;
 
-    /// <summary>Partner choice (reversed batch by default, as the seed trainer).</summary>
+    /// <summary>Partner choice (reversed batch by default, as the Keras RegNets' trainer).</summary>
     public MixupPartner Partner { get; init; } = MixupPartner.Reversed;
 
     /// <summary>CutMix: recompute λ from the clipped box area (timm's <c>correct_lam</c>; true).</summary>

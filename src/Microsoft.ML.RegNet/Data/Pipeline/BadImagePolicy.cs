@@ -1,4 +1,6 @@
-namespace Microsoft.ML.RegNet.Data.Pipeline;
+using Microsoft.ML.RegNet.Data.Pipeline;
+
+namespace Microsoft.ML.RegNet;
 
 /// <summary>What the input pipeline does with a row whose image cannot be used (file missing or unreadable, undecodable,
 /// empty, missing label…). The same for <c>LoadImages</c> and <c>LoadRawImageBytes</c> columns.</summary>

@@ -6,7 +6,7 @@ namespace Microsoft.ML.RegNet.Data.Pipeline;
 /// One batch from <see cref="ImageBatchPipeline"/>. The batch owns its tensors (they belong to no dispose scope):
 /// dispose the batch, or move/clone the tensors you keep.
 /// </summary>
-public sealed class ImageBatch : IDisposable
+internal sealed class ImageBatch : IDisposable
 {
     internal ImageBatch(int index, Tensor images, Tensor? labels, long[] rowIndices, IReadOnlyList<BadRow> badRows)
     {
@@ -44,7 +44,7 @@ public sealed class ImageBatch : IDisposable
 }
 
 /// <summary>A row that could not be used (<see cref="RowIndex"/>, its cursor position) and why (<see cref="Reason"/>).</summary>
-public readonly record struct BadRow(long RowIndex, string Reason)
+internal readonly record struct BadRow(long RowIndex, string Reason)
 {
     /// <summary>"row 17: reason".</summary>
     public override string ToString() => $"row {RowIndex}: {Reason}";

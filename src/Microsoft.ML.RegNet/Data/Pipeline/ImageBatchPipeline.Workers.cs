@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.RegNet.Data.Pipeline;
 
 // The worker and consumer side: decoding and augmenting a batch into its buffer, and turning it into tensors.
-public sealed partial class ImageBatchPipeline
+internal sealed partial class ImageBatchPipeline
 {
     private sealed class Job(int index, RowSample[] samples, float[] buffer)
     {
@@ -130,7 +130,7 @@ public sealed partial class ImageBatchPipeline
         _buffers.Add(job.Buffer);
         images.DetachFromDisposeScope();
         Tensor? labelTensor = null;
-        if (Options.LabelColumn is not null)
+        if (Options.LabelColumnName is not null)
         {
             labelTensor = tensor(labels.ToArray(), ScalarType.Int64);
             labelTensor.DetachFromDisposeScope();

@@ -29,7 +29,7 @@ namespace Microsoft.ML.RegNet.Data.Pipeline;
 ///     using (batch) { /* batch.Images, batch.Labels */ }
 /// </code>
 /// </example>
-public sealed partial class ImageBatchPipeline
+internal sealed partial class ImageBatchPipeline
 {
     private readonly ImageAugmenter _augmenter;
     private readonly ConcurrentBag<float[]> _buffers = new();
@@ -89,7 +89,7 @@ public sealed partial class ImageBatchPipeline
         ArgumentNullException.ThrowIfNull(data);
         if (epoch < 0) throw new ArgumentOutOfRangeException(nameof(epoch), epoch, "The epoch must be ≥ 0.");
         if (skipBatches < 0) throw new ArgumentOutOfRangeException(nameof(skipBatches), skipBatches, "skipBatches must be ≥ 0.");
-        var columns = ImageColumns.Resolve(data.Schema, Options.ImageColumn, Options.LabelColumn);
+        var columns = ImageColumns.Resolve(data.Schema, Options.ImageColumnName, Options.LabelColumnName);
         return ReadCore(data, columns, epoch, skipBatches, cancellationToken);
     }
 

@@ -3,14 +3,14 @@ using Microsoft.ML.RegNet.Data.Transforms;
 namespace Microsoft.ML.RegNet.Data.Pipeline;
 
 /// <summary>Settings of <see cref="ImageBatchPipeline"/>.</summary>
-public sealed record ImageBatchPipelineOptions
+internal sealed record ImageBatchPipelineOptions
 {
     /// <summary>Image column: an <c>MLImage</c> column (from <c>LoadImages</c>) or a variable-length byte vector of encoded
     /// files (from <c>LoadRawImageBytes</c>; faster, because decoding then runs on the worker threads).</summary>
-    public string ImageColumn { get; init; } = "Image";
+    public string ImageColumnName { get; init; } = "Image";
 
     /// <summary>Key-typed label column (1-based keys; key 0 = missing label, a bad row). Null: no labels.</summary>
-    public string? LabelColumn { get; init; } = "Label";
+    public string? LabelColumnName { get; init; } = "Label";
 
     /// <summary>Images per batch.</summary>
     public int BatchSize { get; init; } = 32;
@@ -79,7 +79,7 @@ public sealed record ImageBatchPipelineOptions
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
     public void Validate()
     {
-        if (string.IsNullOrEmpty(ImageColumn)) throw new ArgumentException("ImageColumn must be set.", nameof(ImageColumn));
+        if (string.IsNullOrEmpty(ImageColumnName)) throw new ArgumentException("ImageColumnName must be set.", nameof(ImageColumnName));
         if (BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "BatchSize must be positive.");
         if (ImageSize < 1) throw new ArgumentOutOfRangeException(nameof(ImageSize), ImageSize, "ImageSize must be positive.");
         if (WorkerThreads < 1) throw new ArgumentOutOfRangeException(nameof(WorkerThreads), WorkerThreads, "WorkerThreads must be positive.");

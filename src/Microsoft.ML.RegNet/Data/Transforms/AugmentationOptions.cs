@@ -1,7 +1,9 @@
-namespace Microsoft.ML.RegNet.Data.Transforms;
+using Microsoft.ML.RegNet.Data.Transforms;
+
+namespace Microsoft.ML.RegNet;
 
 /// <summary>
-/// Per-image augmentation settings (the seed trainer's pipeline, §1.3–1.7 of the training recipe). With
+/// Per-image augmentation settings (the pipeline of the Keras RegNets' trainer: inception crop, flip, PCA lighting). With
 /// <see cref="Train"/> false only the deterministic <see cref="EvaluationCrop"/> runs and the random settings are ignored.
 /// Training order: inception crop → horizontal flip → PCA lighting (folded into normalisation).
 /// </summary>
@@ -34,7 +36,7 @@ public sealed record AugmentationOptions
     /// <summary>Evaluation (and crop fallback) fraction: the shorter side is resized to <c>size / CropFraction</c> (0.875 → 256 for 224).</summary>
     public double CropFraction { get; init; } = 0.875;
 
-    /// <summary>The seed trainer's training settings with the given area factor.</summary>
+    /// <summary>The training settings of the Keras RegNets' trainer with the given area factor.</summary>
     public static AugmentationOptions Training(double areaFactor = 0.08) => new() { AreaFactor = areaFactor };
 
     /// <summary>Evaluation: resize the shorter side to <c>size/cropFraction</c> and centre-crop.</summary>

@@ -6,7 +6,7 @@ namespace Microsoft.ML.RegNet.Data.Transforms;
 /// derived from <c>(seed, epoch, sample index)</c> with <see cref="ForSample"/> and results do not depend on scheduling.
 /// </summary>
 /// <remarks>An instance is not thread-safe; give each thread (or each sample) its own.</remarks>
-public sealed class AugmentationRandom
+internal sealed class AugmentationRandom
 {
     private ulong _s0, _s1, _s2, _s3;
     private double? _spareGaussian;

@@ -10,7 +10,7 @@ namespace Microsoft.ML.RegNet.Data.Transforms;
 /// bilinear, which widens the filter when downscaling. Results are rounded half-to-even, as both libraries do for uint8.
 /// </summary>
 /// <remarks>Per call the only allocations are pooled index/weight tables and two float rows; no per-pixel work allocates.</remarks>
-public static class BilinearResize
+internal static class BilinearResize
 {
     /// <summary>Executes a plan into a new image.</summary>
     public static RgbImage Apply(RgbImage source, in ResizePlan plan)

@@ -17,7 +17,7 @@ namespace Microsoft.ML.RegNet.Data.Transforms;
 /// saved-model scores see the same pixels by construction. This is not PIL's resampling, so pixels differ slightly from a
 /// Python pipeline's. Training crops (<see cref="InceptionCrop"/>) resample with the same SkiaSharp filter.
 /// </remarks>
-public sealed class EvaluationCrop
+internal sealed class EvaluationCrop
 {
     private readonly ThreadLocal<MLNetImageResizer> _resizer;
 

@@ -1,7 +1,7 @@
 namespace Microsoft.ML.RegNet.Data.Transforms;
 
 /// <summary>Random horizontal flip (training only): mirrors the image left–right with probability <see cref="Probability"/>.</summary>
-public sealed class HorizontalFlip
+internal sealed class HorizontalFlip
 {
     /// <summary>Defines the flip.</summary>
     /// <param name="probability">Chance of flipping, in [0, 1] (0.5 in the seed trainer and pycls).</param>

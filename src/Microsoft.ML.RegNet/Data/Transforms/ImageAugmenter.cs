@@ -6,7 +6,7 @@ namespace Microsoft.ML.RegNet.Data.Transforms;
 /// its definitions); randomness comes from the caller's <see cref="AugmentationRandom"/>, drawn in a fixed order
 /// (crop, flip, lighting) so a sample's result depends only on its random stream.
 /// </summary>
-public sealed class ImageAugmenter
+internal sealed class ImageAugmenter
 {
     /// <summary>Builds the operations for <paramref name="imageSize"/>-pixel square outputs.</summary>
     public ImageAugmenter(AugmentationOptions options, int imageSize, ImageNormalization normalization)

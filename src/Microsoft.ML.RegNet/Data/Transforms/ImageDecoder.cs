@@ -13,7 +13,7 @@ namespace Microsoft.ML.RegNet.Data.Transforms;
 /// <c>LoadRawImageBytes</c>. PIL's <c>convert("RGB")</c> differs: it keeps the colour under a transparent pixel.
 /// EXIF orientation is not applied (neither PIL nor OpenCV's pycls loader applies it by default).
 /// </summary>
-public static class ImageDecoder
+internal static class ImageDecoder
 {
     /// <summary>Decodes <paramref name="encoded"/>; failures throw <see cref="InvalidDataException"/> naming <paramref name="source"/>.</summary>
     /// <param name="encoded">The file bytes.</param>

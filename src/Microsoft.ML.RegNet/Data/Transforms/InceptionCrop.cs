@@ -16,7 +16,7 @@ namespace Microsoft.ML.RegNet.Data.Transforms;
 /// span the full side) rather than the trainer's strict "&lt;". The fallback is the trainer's (shorter side to
 /// <c>Size/CropFraction</c>, centre crop); pycls instead resizes the shorter side straight to <c>Size</c>.
 /// </remarks>
-public sealed class InceptionCrop
+internal sealed class InceptionCrop
 {
     /// <summary>Defines the crop; parameters are validated here, pixels are touched only by <see cref="Apply(RgbImage, AugmentationRandom)"/>.</summary>
     /// <param name="size">Output side in pixels.</param>

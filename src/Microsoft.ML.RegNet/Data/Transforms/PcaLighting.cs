@@ -10,7 +10,7 @@ namespace Microsoft.ML.RegNet.Data.Transforms;
 /// (the offset is folded into normalisation). <see cref="Apply(RgbImage, ReadOnlySpan{float})"/> works on bytes and therefore
 /// clips and rounds, like the seed trainer (which truncated instead of rounding).
 /// </remarks>
-public sealed class PcaLighting
+internal sealed class PcaLighting
 {
     /// <summary>ImageNet eigenvalues (0.2175, 0.0188, 0.0045).</summary>
     public static IReadOnlyList<float> ImageNetEigenvalues { get; } = new[] { 0.2175f, 0.0188f, 0.0045f };

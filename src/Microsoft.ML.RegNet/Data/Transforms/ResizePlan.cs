@@ -1,7 +1,7 @@
 namespace Microsoft.ML.RegNet.Data.Transforms;
 
 /// <summary>An integer rectangle in image pixels.</summary>
-public readonly record struct CropBox(int X, int Y, int Width, int Height)
+internal readonly record struct CropBox(int X, int Y, int Width, int Height)
 {
     /// <summary>Area in pixels.</summary>
     public long Area => (long)Width * Height;
@@ -14,7 +14,7 @@ public readonly record struct CropBox(int X, int Y, int Width, int Height)
 /// the output. A random-resized crop is a source crop with the grid equal to the output; the evaluation transform is the
 /// whole image resized with a centred window. <see cref="InceptionCrop.Apply(RgbImage, ResizePlan, RgbImage?)"/> executes it.
 /// </summary>
-public readonly record struct ResizePlan(CropBox Source, int ResizedWidth, int ResizedHeight, int WindowX, int WindowY,
+internal readonly record struct ResizePlan(CropBox Source, int ResizedWidth, int ResizedHeight, int WindowX, int WindowY,
     int OutputWidth, int OutputHeight)
 {
     /// <summary>True when a random crop found no valid draw and fell back to the evaluation crop.</summary>

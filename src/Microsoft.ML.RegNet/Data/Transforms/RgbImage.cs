@@ -4,7 +4,7 @@ namespace Microsoft.ML.RegNet.Data.Transforms;
 /// A decoded 8-bit RGB image, rows top to bottom, pixels interleaved (HWC, 3 bytes per pixel, no row padding).
 /// Every augmentation in this namespace reads and writes this layout.
 /// </summary>
-public sealed class RgbImage
+internal sealed class RgbImage
 {
     /// <summary>Wraps (does not copy) an HWC RGB buffer of at least <c>width·height·3</c> bytes.</summary>
     public RgbImage(int width, int height, byte[] data)

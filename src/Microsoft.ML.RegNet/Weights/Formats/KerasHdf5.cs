@@ -1,4 +1,3 @@
-using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Weights.Layouts;
 using PureHDF;
 using static TorchSharp.torch;
@@ -129,7 +128,7 @@ internal static class KerasHdf5
     /// <returns>Canonical tensors, whether a classifier was found, and "by name" or "by order".</returns>
     public static (Dictionary<string, Tensor> Tensors, bool HasTop, string Pairing) ToCanonical(IReadOnlyList<KerasFileLayer> fileLayers, RegNetSpec spec)
     {
-        Runtime.TorchRuntime.Configure();
+        TorchRuntime.Configure();
         ArgumentNullException.ThrowIfNull(fileLayers);
         string? filePrefix = Prefix(fileLayers);
         var body = KerasLayout.Layers(spec, filePrefix ?? KerasLayout.ModelPrefix(spec), includeTop: false);

@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 using Microsoft.ML.Data;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Onnx;
 
 namespace Microsoft.ML.RegNet.Weights.Formats;
@@ -36,7 +35,7 @@ internal static class MLNetModelZip
             string entryName;
             using (var zip = ZipFile.OpenRead(path)) (model, entryName) = FindRegNet(zip, new FileInfo(path).Length);
             var notes = new List<string> { $"weights recovered from the ONNX export in the zip's '{entryName}'" };
-            return new MLNetRegNet(model, ClassNames(path, model.NumClasses, notes), notes);
+            return new MLNetRegNet(model, ClassNames(path, model.NumberOfClasses, notes), notes);
         }
         catch (InvalidDataException e)
         {
@@ -95,7 +94,7 @@ internal static class MLNetModelZip
     }
 
     /// <summary>The key values of the chain's predicted label, read through ML.NET's own loader.</summary>
-    private static IReadOnlyList<string> ClassNames(string path, int numClasses, List<string> notes)
+    private static IReadOnlyList<string> ClassNames(string path, int numberOfClasses, List<string> notes)
     {
         try
         {
@@ -114,8 +113,8 @@ internal static class MLNetModelZip
             VBuffer<ReadOnlyMemory<char>> values = default;
             label.GetKeyValues(ref values);
             var names = values.DenseValues().Select(v => v.ToString()).ToList();
-            if (names.Count == numClasses) return names;
-            notes.Add($"class names not used: '{label.Name}' has {names.Count} names for {numClasses} classes");
+            if (names.Count == numberOfClasses) return names;
+            notes.Add($"class names not used: '{label.Name}' has {names.Count} names for {numberOfClasses} classes");
         }
         catch (Exception e) when (e is InvalidOperationException or FormatException or IOException or ArgumentException)
         {

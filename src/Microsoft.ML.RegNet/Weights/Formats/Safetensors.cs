@@ -26,7 +26,7 @@ internal static class Safetensors
     /// <exception cref="InvalidDataException">The file is truncated, not a safetensors file, or its header is inconsistent; the message names the file and the tensor.</exception>
     public static (Dictionary<string, Tensor> Tensors, Dictionary<string, string> Metadata) Read(string path)
     {
-        Runtime.TorchRuntime.Configure();
+        TorchRuntime.Configure();
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16);
         var (entries, metadata, dataStart) = Guard(path, () => ReadHeader(stream));
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);

@@ -3,13 +3,6 @@ using static TorchSharp.torch;
 
 namespace Microsoft.ML.RegNet.Weights.Formats;
 
-/// <summary>A pickle asked for something this reader refuses to create: it would run code in Python.</summary>
-/// <remarks>Derives from <see cref="IOException"/> (as <see cref="InvalidDataException"/> does, which is sealed).</remarks>
-public sealed class UnsafePickleException : IOException
-{
-    public UnsafePickleException(string message) : base(message) { }
-}
-
 /// <summary>
 /// Torch's allow-list: the only place that decides which Python globals a checkpoint may name. Accepted are
 /// <c>collections.OrderedDict</c>, the tensor/parameter rebuild functions of <c>torch._utils</c> and the typed storage

@@ -1,24 +1,11 @@
-using Microsoft.ML.RegNet.Configs;
+using Microsoft.ML.RegNet.Weights.Layouts;
 
-namespace Microsoft.ML.RegNet.Weights.Layouts;
-
-/// <summary>Kind of a weight-holding layer, which fixes the tensors it owns.</summary>
-internal enum LayerKind
-{
-    /// <summary>Convolution without bias: <c>weight</c>.</summary>
-    Conv,
-    /// <summary>Convolution with bias (SE): <c>weight</c>, <c>bias</c>.</summary>
-    ConvWithBias,
-    /// <summary>BatchNorm: <c>weight</c>, <c>bias</c>, <c>running_mean</c>, <c>running_var</c>, <c>num_batches_tracked</c>.</summary>
-    BatchNorm,
-    /// <summary>Linear: <c>weight</c>, <c>bias</c>.</summary>
-    Linear,
-}
+namespace Microsoft.ML.RegNet;
 
 /// <summary>
 /// How one ecosystem names a RegNet's layers. A layout is data: module paths per role, plus a block-prefix template
 /// with <c>{S}</c> (1-based stage), <c>{k0}</c> / <c>{k1}</c> (0- / 1-based block index). The canonical layout
-/// (the names of <see cref="Models.RegNetModel"/>) is timm's.
+/// (the names of <see cref="RegNetModel"/>) is timm's.
 /// </summary>
 /// <param name="Name">Layout name, e.g. <c>torchvision</c>.</param>
 /// <param name="MarkerKey">A key whose presence identifies the layout.</param>

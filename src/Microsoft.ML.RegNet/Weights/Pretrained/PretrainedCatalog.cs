@@ -1,7 +1,4 @@
-using Microsoft.ML.RegNet.Configs;
-using Microsoft.ML.RegNet.Data;
-
-namespace Microsoft.ML.RegNet.Weights.Pretrained;
+namespace Microsoft.ML.RegNet;
 
 /// <summary>Where a published RegNet weight file comes from.</summary>
 public enum PretrainedSource
@@ -20,7 +17,7 @@ public enum PretrainedSource
     TorchVisionV2,
 }
 
-/// <summary>The published files of one of the 24 models (regnet_models.md §8).</summary>
+/// <summary>The published files of one of the 24 models: Keras, pycls, timm and torchvision.</summary>
 /// <param name="Model">Keras name, e.g. <c>RegNetX002</c>.</param>
 /// <param name="KerasSha256">SHA-256 of <c>{model}.h5</c>.</param>
 /// <param name="KerasNoTopSha256">SHA-256 of <c>{model}_notop.h5</c>.</param>
@@ -54,9 +51,13 @@ public sealed record PretrainedFile(string Model, PretrainedSource Source, Uri U
 /// <summary>The published pretrained files for the 24 RegNetX/RegNetY models, as data.</summary>
 public static class PretrainedCatalog
 {
+    /// <summary>Where keras.applications publishes the RegNet <c>.h5</c> files.</summary>
     public const string KerasBaseUrl = "https://storage.googleapis.com/tensorflow/keras-applications/regnet/";
+    /// <summary>Where pycls publishes its checkpoints (the paper's weights).</summary>
     public const string PyclsBaseUrl = "https://dl.fbaipublicfiles.com/pycls/dds_baselines/";
+    /// <summary>Where torchvision publishes its weight files.</summary>
     public const string TorchVisionBaseUrl = "https://download.pytorch.org/models/";
+    /// <summary>The Hugging Face Hub, where timm's copies live.</summary>
     public const string HuggingFaceBaseUrl = "https://huggingface.co/";
 
     /// <summary>All 24 entries in Keras order.</summary>

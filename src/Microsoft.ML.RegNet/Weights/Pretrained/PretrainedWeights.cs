@@ -1,8 +1,6 @@
 using System.Security.Cryptography;
-using Microsoft.ML.RegNet.Configs;
-using Microsoft.ML.RegNet.Models;
 
-namespace Microsoft.ML.RegNet.Weights.Pretrained;
+namespace Microsoft.ML.RegNet;
 
 /// <summary>Where pretrained files are looked for and how they are fetched.</summary>
 public sealed record PretrainedOptions
@@ -25,14 +23,18 @@ public sealed record PretrainedOptions
     /// <summary>The client to download with; a new one when null.</summary>
     public HttpClient? HttpClient { get; init; }
 
+    /// <summary>The defaults: environment variables, then the user cache; downloads allowed, verified files only.</summary>
     public static PretrainedOptions Default { get; } = new();
 }
 
 /// <summary>Finds, downloads (to a cache, SHA-256-verified before use) and loads the published RegNet weights.</summary>
 public static class PretrainedWeights
 {
+    /// <summary>Environment variable naming a folder of hand-placed weight files, checked before the cache.</summary>
     public const string LocalDirectoryVariable = "REGNET_WEIGHTS_DIR";
+    /// <summary>Environment variable overriding the download cache folder (default <c>~/.cache/regnetml/weights</c>).</summary>
     public const string CacheDirectoryVariable = "REGNET_WEIGHTS_CACHE";
+    /// <summary>Environment variable that, set to <c>1</c> or <c>true</c>, forbids downloads.</summary>
     public const string OfflineVariable = "REGNET_OFFLINE";
 
     /// <summary>The cache directory <paramref name="options"/> resolve to.</summary>
@@ -134,16 +136,16 @@ public static class PretrainedWeights
     /// widths differ). The report carries the preprocessing the weights expect.</summary>
     /// <param name="model">Model name, e.g. <c>X002</c>.</param>
     /// <param name="source">Which published weights.</param>
-    /// <param name="numClasses">Classifier size; 1000 (ImageNet) by default, another value re-initialises the classifier; 0 = headless.</param>
+    /// <param name="numberOfClasses">Classifier size; 1000 (ImageNet) by default, another value re-initialises the classifier; 0 = headless.</param>
     /// <param name="options">Download options.</param>
     /// <param name="loadOptions">Load options.</param>
     /// <param name="cancellationToken">Cancels the download.</param>
-    public static async Task<LoadedRegNet> LoadAsync(string model, PretrainedSource source = PretrainedSource.Keras, int numClasses = 1000,
+    public static async Task<LoadedRegNet> LoadAsync(string model, PretrainedSource source = PretrainedSource.Keras, int numberOfClasses = 1000,
         PretrainedOptions? options = null, WeightLoadOptions? loadOptions = null, CancellationToken cancellationToken = default)
     {
         var file = PretrainedCatalog.File(model, source);
         string path = await GetFileAsync(model, source, options, cancellationToken).ConfigureAwait(false);
-        var net = new RegNetModel(RegNetSpec.FromName(file.Model, file.Rounding), numClasses);
+        var net = new RegNetModel(RegNetSpec.FromName(file.Model, file.Rounding), numberOfClasses);
         try
         {
             return new LoadedRegNet(net, RegNetWeights.Load(net, path, loadOptions));

@@ -1,5 +1,3 @@
-using Microsoft.ML.RegNet.Configs;
-using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Weights.Layouts;
 
 namespace Microsoft.ML.RegNet.Tests.Weights.Layouts;
@@ -62,7 +60,7 @@ public sealed class StateDictLayoutTests
     public void CanonicalNamesAreTheModelsStateDict(string model)
     {
         var spec = RegNetSpec.FromName(model);
-        using var net = new RegNetModel(spec, numClasses: 10);
+        using var net = new RegNetModel(spec, numberOfClasses: 10);
         var modelKeys = net.state_dict().Keys.ToHashSet();
         var layoutKeys = StateDictLayout.Timm.TensorNames(spec, includeClassifier: true).Keys.ToHashSet();
         Assert.IsTrue(modelKeys.SetEquals(layoutKeys),
