@@ -1,10 +1,7 @@
 using System.Text.RegularExpressions;
 using Microsoft.ML.Data;
-using Microsoft.ML.RegNet.Configs;
-using Microsoft.ML.RegNet.Data.Transforms;
 using Microsoft.ML.RegNet.Runtime;
 using Microsoft.ML.RegNet.Tests.Training;
-using Microsoft.ML.RegNet.Training;
 using TorchSharp;
 
 namespace Microsoft.ML.RegNet.Tests.Runtime;
