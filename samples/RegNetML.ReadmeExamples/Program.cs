@@ -18,7 +18,7 @@ internal static class ReadmeExamples
             .Append(mlContext.Transforms.Conversion.MapKeyToValue("PredictedClass", "PredictedLabel"));
         var model = pipeline.Fit(train);
         var metrics = mlContext.MulticlassClassification.Evaluate(model.Transform(test), topKPredictionCount: 5);
-        mlContext.Model.Save(model, train.Schema, "model.zip");   // scores later through ONNX Runtime, no TorchSharp needed
+        mlContext.Model.SaveAtomically(model, train.Schema, "model.zip");   // Save, but an old model.zip survives a failure
     }
 
     internal static void TrainingOptionsExportAndAugmentation(MLContext mlContext, IDataView train, IDataView images)

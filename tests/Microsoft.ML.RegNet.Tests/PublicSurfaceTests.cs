@@ -15,6 +15,7 @@ public sealed partial class PublicSurfaceTests
     private static readonly string[] ExpectedPublicTypes =
     {
         "Microsoft.ML.ImageAugmentationCatalog",
+        "Microsoft.ML.ModelSavingCatalog",
         "Microsoft.ML.RegNetCatalog",
         "Microsoft.ML.RegNet.AspectRatioSampling",
         "Microsoft.ML.RegNet.AugmentationOptions",
@@ -91,7 +92,7 @@ public sealed partial class PublicSurfaceTests
         var extensionClasses = typeof(RegNetModel).Assembly.GetExportedTypes()
             .Where(t => t.GetMethods(BindingFlags.Public | BindingFlags.Static).Any(m => m.IsDefined(typeof(System.Runtime.CompilerServices.ExtensionAttribute), false)))
             .ToList();
-        CollectionAssert.AreEquivalent(new[] { "ImageAugmentationCatalog", "RegNetCatalog" }, extensionClasses.Select(t => t.Name).ToArray());
+        CollectionAssert.AreEquivalent(new[] { "ImageAugmentationCatalog", "ModelSavingCatalog", "RegNetCatalog" }, extensionClasses.Select(t => t.Name).ToArray());
         foreach (var type in extensionClasses) Assert.AreEqual("Microsoft.ML", type.Namespace, type.Name);
     }
 
