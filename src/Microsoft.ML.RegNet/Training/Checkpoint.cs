@@ -27,7 +27,7 @@ internal static class Checkpoint
 {
     private const int FormatVersion = 2;
     private const int HashSize = 32;
-    private static readonly byte[] Magic = "RNCK"u8.ToArray();
+    internal static ReadOnlySpan<byte> Magic => "RNCK"u8;
     private static readonly JsonSerializerOptions Json = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     /// <summary>True when <paramref name="path"/> starts like a checkpoint (it may still be damaged).</summary>

@@ -151,6 +151,13 @@ public static class RegNetWeights
                     classes = numClasses ?? (head is null ? 0 : (int)head.Weights[0].Shape[1]);
                     break;
                 }
+            case WeightFormat.RegNetCheckpoint:
+                {
+                    var header = Training.Checkpoint.ReadHeader(path);
+                    spec = WeightSource.CheckpointSpec(header, path);
+                    classes = numClasses ?? header.State.NumClasses;
+                    break;
+                }
             case WeightFormat.MLNetModel:
                 {
                     var zip = MLNetModelZip.Read(path);
