@@ -1,4 +1,3 @@
-using Microsoft.ML;
 using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Data.Transforms;
 using Microsoft.ML.RegNet.Training;
@@ -9,7 +8,7 @@ namespace Microsoft.ML.RegNet.Tests.Training;
 [TestClass]
 public sealed class RunDirectoryTests
 {
-    private static readonly RegNetSpec Tiny = RegNetSpec.Create(depth: 4, w0: 8, wa: 8, wm: 2, groupWidth: 8, name: "tiny");
+    private static readonly RegNetSpec Tiny = TinyImageData.TinySpec;
 
     private static RegNetTrainer.Options TinyOptions(int epochs) => new()
     {
@@ -26,7 +25,7 @@ public sealed class RunDirectoryTests
         {
             var first = TinyOptions(epochs: 2);
             first.WorkspacePath = workspace;
-            Fit(data, first).Dispose();
+            data.Fit(first).Dispose();
             string run = Directory.GetDirectories(Path.Combine(workspace, "runs")).Single();
             string tensorboard = Path.Combine(run, "tensorboard");
             var written = TensorBoardEvents.ReadScalars(tensorboard).ToList();
@@ -37,7 +36,7 @@ public sealed class RunDirectoryTests
             var resumed = TinyOptions(epochs: 3);
             resumed.ResumeFrom = run;
             resumed.ResumeFromPreviousCheckpoint = true;
-            Fit(data, resumed).Dispose();
+            data.Fit(resumed).Dispose();
 
             Assert.HasCount(2, Directory.GetFiles(tensorboard, "events.out.tfevents.*"), "the resume writes an event file of its own");
             var all = TensorBoardEvents.ReadScalars(tensorboard).ToList();
@@ -55,14 +54,4 @@ public sealed class RunDirectoryTests
 
     private static long[] Steps(IEnumerable<(string Tag, long Step, float Value)> scalars, string tag) =>
         scalars.Where(s => s.Tag == tag).Select(s => s.Step).ToArray();
-
-    private static RegNetTransformer Fit(TinyImageData data, RegNetTrainer.Options options)
-    {
-        var ml = new MLContext(seed: 1);
-        var view = ml.Data.LoadFromEnumerable(data.Rows);
-        var prepared = ml.Transforms.Conversion.MapValueToKey("Label", nameof(TinyImageData.Row.Label))
-            .Append(ml.Transforms.LoadImages("Image", null, nameof(TinyImageData.Row.ImagePath)))
-            .Fit(view).Transform(view);
-        return ml.MulticlassClassification.Trainers.RegNet(options).Fit(prepared);
-    }
 }

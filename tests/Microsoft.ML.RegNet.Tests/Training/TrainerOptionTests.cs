@@ -1,4 +1,3 @@
-using Microsoft.ML;
 using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Data.Transforms;
 using Microsoft.ML.RegNet.Training;
@@ -31,7 +30,7 @@ public sealed class TrainerOptionTests
         options.WeightDecay = 0;
         options.MetricsCallback = metrics.Add;
         using var data = new TinyImageData(perClass: 16);
-        Fit(data, options).Dispose();
+        data.Fit(options).Dispose();
 
         var steps = metrics.Where(m => m.Phase == MetricsPhase.TrainSteps).ToList();
         Assert.IsNotEmpty(steps);
@@ -118,7 +117,7 @@ public sealed class TrainerOptionTests
                 seen.Add((m.Step, at));
                 if (at == 4 && !File.Exists(step4)) File.Copy(latest!, step4);
             };
-            using var reference = Fit(data, options);
+            using var reference = data.Fit(options);
             // A step is reported before its checkpoint is written, so each report sees the checkpoints of earlier steps.
             CollectionAssert.AreEqual(new long[] { 0, 0, 0, 0, 4, 4, 6, 6, 8, 8, 8, 8 }, seen.Select(s => s.Checkpoint).ToArray(), string.Join(" ", seen));
             var header = Checkpoint.ReadHeader(step4);
@@ -129,11 +128,9 @@ public sealed class TrainerOptionTests
             resumed.MaxEpochs = 2;
             resumed.ResumeFrom = step4;
             resumed.MetricsCallback = m => { if (m.Phase == MetricsPhase.TrainSteps) resumedSteps.Add(m.Step); };
-            using var continued = Fit(data, resumed);
+            using var continued = data.Fit(resumed);
             CollectionAssert.AreEqual(new long[] { 5, 6, 7, 8, 9, 10, 11, 12 }, resumedSteps.ToArray());
-            var expected = reference.Model.state_dict();
-            foreach (var (name, tensor) in continued.Model.state_dict())
-                Assert.IsTrue(tensor.eq(expected[name]).all().item<bool>(), $"{name}: the resumed run differs from the uninterrupted one");
+            TinyImageData.AssertSameWeights(reference.Model, continued.Model);
         }
         finally
         {
@@ -157,18 +154,8 @@ public sealed class TrainerOptionTests
         options.MetricsCallback = metrics.Add;
         configure(options);
         using var data = new TinyImageData(perClass: 6);
-        using var transformer = Fit(data, options);
+        using var transformer = data.Fit(options);
         var weights = transformer.Model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
         return (weights, metrics.Where(m => m.Phase == MetricsPhase.TrainSteps).Max(m => m.Step));
-    }
-
-    private static RegNetTransformer Fit(TinyImageData data, RegNetTrainer.Options options)
-    {
-        var ml = new MLContext(seed: 1);
-        var view = ml.Data.LoadFromEnumerable(data.Rows);
-        var prepared = ml.Transforms.Conversion.MapValueToKey("Label", nameof(TinyImageData.Row.Label))
-            .Append(ml.Transforms.LoadImages("Image", null, nameof(TinyImageData.Row.ImagePath)))
-            .Fit(view).Transform(view);
-        return ml.MulticlassClassification.Trainers.RegNet(options).Fit(prepared);
     }
 }

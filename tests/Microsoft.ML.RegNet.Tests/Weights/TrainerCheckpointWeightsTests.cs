@@ -1,4 +1,3 @@
-using Microsoft.ML;
 using Microsoft.ML.RegNet.Configs;
 using Microsoft.ML.RegNet.Data;
 using Microsoft.ML.RegNet.Data.Transforms;
@@ -14,7 +13,7 @@ namespace Microsoft.ML.RegNet.Tests.Weights;
 [TestClass]
 public sealed class TrainerCheckpointWeightsTests
 {
-    private static readonly RegNetSpec Tiny = RegNetSpec.Create(depth: 4, w0: 8, wa: 8, wm: 2, groupWidth: 8, name: "tiny");
+    private static readonly RegNetSpec Tiny = TinyImageData.TinySpec;
 
     [TestMethod]
     public void ATrainerCheckpointLoadsThroughRegNetWeightsWithItsRunsPreprocessingAndClasses()
@@ -29,7 +28,7 @@ public sealed class TrainerCheckpointWeightsTests
                 Normalization = ImageNormalization.UnitScale, CropFraction = 0.75,
                 Augmentation = AugmentationOptions.Training(0.5) with { LightingStd = 0 },
             };
-            using var trained = Fit(data, options);
+            using var trained = data.Fit(options);
             string checkpoint = Directory.GetFiles(workspace, RunDirectory.LatestCheckpointName, SearchOption.AllDirectories).Single();
 
             Assert.AreEqual(WeightFormat.RegNetCheckpoint, WeightFormatDetector.Detect(checkpoint));
@@ -43,13 +42,13 @@ public sealed class TrainerCheckpointWeightsTests
             Assert.AreEqual(0.75, report.Preprocessing.CropFraction);
             Assert.AreEqual(ImageNormalization.UnitScale.Scale, report.Preprocessing.Normalization.Scale);
             CollectionAssert.AreEqual(ImageNormalization.UnitScale.Mean, report.Preprocessing.Normalization.Mean);
-            AssertSameWeights(trained.Model, model);
+            TinyImageData.AssertSameWeights(trained.Model, model);
 
             var loaded = RegNetWeights.LoadModel(checkpoint);
             using (loaded.Model)
             {
                 Assert.AreEqual(2, loaded.Model.NumClasses);
-                AssertSameWeights(trained.Model, loaded.Model);
+                TinyImageData.AssertSameWeights(trained.Model, loaded.Model);
             }
 
             // Verified before anything is copied: one changed byte is refused as damaged.
@@ -65,22 +64,5 @@ public sealed class TrainerCheckpointWeightsTests
         {
             Directory.Delete(workspace, true);
         }
-    }
-
-    private static void AssertSameWeights(RegNetModel expected, RegNetModel actual)
-    {
-        var b = actual.state_dict();
-        foreach (var (name, tensor) in expected.state_dict())
-            Assert.IsTrue(tensor.eq(b[name]).all().item<bool>(), $"{name} differs");
-    }
-
-    private static RegNetTransformer Fit(TinyImageData data, RegNetTrainer.Options options)
-    {
-        var ml = new MLContext(seed: 1);
-        var view = ml.Data.LoadFromEnumerable(data.Rows);
-        var prepared = ml.Transforms.Conversion.MapValueToKey("Label", nameof(TinyImageData.Row.Label))
-            .Append(ml.Transforms.LoadImages("Image", null, nameof(TinyImageData.Row.ImagePath)))
-            .Fit(view).Transform(view);
-        return ml.MulticlassClassification.Trainers.RegNet(options).Fit(prepared);
     }
 }
