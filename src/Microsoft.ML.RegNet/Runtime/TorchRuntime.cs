@@ -36,9 +36,6 @@ public static class TorchRuntime
     /// <c>REGNET_*</c> variable has an invalid value; every later call throws the same exception.</exception>
     public static TorchRuntimeReport Configure() => Configured.Value;
 
-    /// <summary>Same as <see cref="Configure"/>, for callers that only need libtorch to be usable.</summary>
-    public static void EnsureAvailable() => Configure();
-
     /// <summary>The report of <see cref="Configure"/>, or null if it has not completed in this process.</summary>
     public static TorchRuntimeReport? Report => Configured.IsValueCreated ? Configured.Value : null;
 

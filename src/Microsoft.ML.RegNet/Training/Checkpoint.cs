@@ -26,7 +26,7 @@ internal static class Checkpoint
 {
     private const int FormatVersion = 2;
     private const int HashSize = 32;
-    private static readonly byte[] Magic = "RNCK"u8.ToArray();
+    internal static ReadOnlySpan<byte> Magic => "RNCK"u8;
     private static readonly JsonSerializerOptions Json = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     /// <summary>True when <paramref name="path"/> starts like a checkpoint (it may still be damaged).</summary>
@@ -74,39 +74,8 @@ internal static class Checkpoint
     {
         using var stream = File.OpenRead(path);
         long length = stream.Length;
-        var start = new byte[8];
-        int got = stream.ReadAtLeast(start, 8, throwOnEndOfStream: false);
-        if (got < 4 || !start.AsSpan(0, 4).SequenceEqual(Magic))
-            throw new InvalidDataException($"{path} is not a RegNetML checkpoint (those start with 'RNCK' and are written by RegNetTrainer with a WorkspacePath).");
-        if (got < 8) throw Damaged(path, "it is truncated");
-        int version = BitConverter.ToInt32(start, 4);
-        if (version == 1)
-            throw new InvalidDataException($"{path} has checkpoint format 1, written by an earlier RegNetML without a checksum, so it cannot be verified. " +
-                "Start a new run (StartingWeightsPath cannot read it either).");
-        if (version != FormatVersion)
-            throw new InvalidDataException($"{path} has checkpoint format {version}; this version of RegNetML reads format {FormatVersion}. " +
-                "Use the RegNetML version that wrote it, or start a new run.");
-        if (length < 8 + HashSize) throw Damaged(path, "it is truncated");
-
-        stream.Position = 0;
-        byte[] actual;
-        using (var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
-        {
-            var buffer = new byte[1 << 20];
-            long left = length - HashSize;
-            while (left > 0)
-            {
-                int n = stream.Read(buffer, 0, (int)Math.Min(buffer.Length, left));
-                if (n == 0) throw Damaged(path, "it is truncated");
-                hash.AppendData(buffer, 0, n);
-                left -= n;
-            }
-            actual = hash.GetHashAndReset();
-        }
-        var stored = new byte[HashSize];
-        stream.ReadExactly(stored);
-        if (!CryptographicOperations.FixedTimeEquals(actual, stored))
-            throw Damaged(path, "its SHA-256 checksum does not match its content (a changed, truncated or partly written byte)");
+        CheckFormat(stream, path);
+        VerifyChecksum(stream, path);
 
         stream.Position = 8;
         try
@@ -131,6 +100,49 @@ internal static class Checkpoint
         {
             throw Damaged(path, $"it could not be parsed ({e.GetType().Name}: {e.Message})", e);
         }
+    }
+
+    // The magic and the format version (the first 8 bytes), and room for a checksum after them.
+    private static void CheckFormat(Stream stream, string path)
+    {
+        var start = new byte[8];
+        int got = stream.ReadAtLeast(start, 8, throwOnEndOfStream: false);
+        if (got < 4 || !start.AsSpan(0, 4).SequenceEqual(Magic))
+            throw new InvalidDataException($"{path} is not a RegNetML checkpoint (those start with 'RNCK' and are written by RegNetTrainer with a WorkspacePath).");
+        if (got < 8) throw Damaged(path, "it is truncated");
+        int version = BitConverter.ToInt32(start, 4);
+        if (version == 1)
+            throw new InvalidDataException($"{path} has checkpoint format 1, written by an earlier RegNetML without a checksum, so it cannot be verified. " +
+                "Start a new run (StartingWeightsPath cannot read it either).");
+        if (version != FormatVersion)
+            throw new InvalidDataException($"{path} has checkpoint format {version}; this version of RegNetML reads format {FormatVersion}. " +
+                "Use the RegNetML version that wrote it, or start a new run.");
+        if (stream.Length < 8 + HashSize) throw Damaged(path, "it is truncated");
+    }
+
+    // The SHA-256 of everything before the last 32 bytes must equal those bytes.
+    private static void VerifyChecksum(Stream stream, string path)
+    {
+        long length = stream.Length;
+        stream.Position = 0;
+        byte[] actual;
+        using (var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
+        {
+            var buffer = new byte[1 << 20];
+            long left = length - HashSize;
+            while (left > 0)
+            {
+                int n = stream.Read(buffer, 0, (int)Math.Min(buffer.Length, left));
+                if (n == 0) throw Damaged(path, "it is truncated");
+                hash.AppendData(buffer, 0, n);
+                left -= n;
+            }
+            actual = hash.GetHashAndReset();
+        }
+        var stored = new byte[HashSize];
+        stream.ReadExactly(stored);
+        if (!CryptographicOperations.FixedTimeEquals(actual, stored))
+            throw Damaged(path, "its SHA-256 checksum does not match its content (a changed, truncated or partly written byte)");
     }
 
     private static InvalidDataException Damaged(string path, string what, Exception? inner = null)

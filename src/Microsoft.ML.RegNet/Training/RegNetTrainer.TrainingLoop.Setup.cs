@@ -163,7 +163,7 @@ public sealed partial class RegNetTrainer
             else if (_o.StartingWeightsPath is { } file)
             {
                 // Any format RegNetWeights reads (Keras .h5, .pth/.pyth, safetensors, own format); a classifier of another size is re-initialised.
-                var report = RegNetWeights.Load(_model, file, new WeightLoadOptions { Strict = true, ReinitializeClassifierOnMismatch = true });
+                var report = RegNetWeights.Load(_model, file, new WeightLoadOptions { Strict = true, ReinitializeClassifierOnMismatch = true, ClassifierSeed = _seed });
                 _channel.Info(MessageSensitivity.None, $"Starting weights from {file}: {report}");
             }
         }

@@ -83,7 +83,7 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         var o = TrainerOptions;
         // Cancelled before anything was trained: there is no model to return.
         o.CancellationToken.ThrowIfCancellationRequested();
-        TorchRuntime.EnsureAvailable();
+        TorchRuntime.Configure();
         var columns = InputColumns.Resolve(input.Schema, o.LabelColumnName, o.ImageColumnName, "training data");
         IDataView train = input;
         IDataView? validation = o.ValidationSet;

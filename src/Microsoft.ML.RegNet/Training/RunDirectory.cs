@@ -17,6 +17,9 @@ internal sealed class RunDirectory : IDisposable, IMetricsSink
     private readonly StreamWriter _csv;
     private readonly TorchSharp.Modules.SummaryWriter _tensorboard;
     private readonly List<RegNetTrainingMetrics> _history = new();
+    // The last step of each tag the run's event files already hold: a resume replays the steps after its checkpoint,
+    // and TensorBoard would show those twice (a new writer cannot take back what an old event file holds).
+    private readonly Dictionary<string, long> _tensorboardWritten = new(StringComparer.Ordinal);
 
     public const string LatestCheckpointName = "latest.ckpt";
     public const string PreviousCheckpointName = "previous.ckpt";
@@ -31,13 +34,14 @@ internal sealed class RunDirectory : IDisposable, IMetricsSink
             // A resumed run continues from its checkpoint: records written after it describe steps that run again.
             RemovedTemporaries = AtomicFile.RemoveInterruptedWrites(path).Concat(AtomicFile.RemoveInterruptedWrites(CheckpointsPath)).ToList();
             (DroppedRecords, _history) = TruncateMetrics(keep);
+            _tensorboardWritten = TensorBoardEvents.LastSteps(TensorBoardPath);
         }
         RecordCount = _history.Count;
         _jsonl = new StreamWriter(System.IO.Path.Combine(path, "metrics.jsonl"), append: true, Encoding.UTF8) { AutoFlush = true };
         bool newCsv = !File.Exists(System.IO.Path.Combine(path, "metrics.csv"));
         _csv = new StreamWriter(System.IO.Path.Combine(path, "metrics.csv"), append: true, Encoding.UTF8) { AutoFlush = true };
         if (newCsv) _csv.WriteLine("phase,epoch,step,loss,accuracy,top5,learning_rate,images_per_second,images");
-        _tensorboard = torch.utils.tensorboard.SummaryWriter(System.IO.Path.Combine(path, "tensorboard"), createRunName: false);
+        _tensorboard = torch.utils.tensorboard.SummaryWriter(TensorBoardPath, createRunName: false);
     }
 
     /// <summary>The run folder.</summary>
@@ -49,6 +53,7 @@ internal sealed class RunDirectory : IDisposable, IMetricsSink
     public string PreviousCheckpoint => System.IO.Path.Combine(CheckpointsPath, PreviousCheckpointName);
     public string BestCheckpoint => System.IO.Path.Combine(CheckpointsPath, BestCheckpointName);
     public string ConfigPath => System.IO.Path.Combine(Path, "config.json");
+    public string TensorBoardPath => System.IO.Path.Combine(Path, "tensorboard");
 
     /// <summary>Metrics records in metrics.jsonl (one per step report, epoch and validation).</summary>
     public long RecordCount { get; private set; }
@@ -152,10 +157,17 @@ internal sealed class RunDirectory : IDisposable, IMetricsSink
         }));
         _csv.WriteLine(string.Join(',', m.Phase, m.Epoch, m.Step, F(m.Loss), F(m.Accuracy), F(m.Top5Accuracy), F(m.LearningRate), F(m.ImagesPerSecond), m.Images));
         string tag = m.Phase switch { MetricsPhase.Validation => "validation", MetricsPhase.TrainEpoch => "train_epoch", _ => "train" };
-        _tensorboard.add_scalar($"{tag}/loss", (float)m.Loss, (int)m.Step);
-        _tensorboard.add_scalar($"{tag}/accuracy", (float)m.Accuracy, (int)m.Step);
-        _tensorboard.add_scalar($"{tag}/top5", (float)m.Top5Accuracy, (int)m.Step);
-        if (m.Phase == MetricsPhase.TrainSteps) _tensorboard.add_scalar("learning_rate", (float)m.LearningRate, (int)m.Step);
+        AddScalar($"{tag}/loss", m.Loss, m.Step);
+        AddScalar($"{tag}/accuracy", m.Accuracy, m.Step);
+        AddScalar($"{tag}/top5", m.Top5Accuracy, m.Step);
+        if (m.Phase == MetricsPhase.TrainSteps) AddScalar("learning_rate", m.LearningRate, m.Step);
+    }
+
+    // Steps the event files already hold for the tag are not written again (a resume replays them).
+    private void AddScalar(string tag, double value, long step)
+    {
+        if (_tensorboardWritten.TryGetValue(tag, out var last) && step <= last) return;
+        _tensorboard.add_scalar(tag, (float)value, (int)step);
     }
 
     /// <summary>Draws loss, accuracy and learning rate against steps into curves.png.</summary>

@@ -18,6 +18,11 @@ public sealed record WeightLoadOptions
     /// the fine-tuning path.</summary>
     public bool ReinitializeClassifierOnMismatch { get; init; } = true;
 
+    /// <summary>Seed of the re-initialised classifier's random weights. They are drawn from a generator of their own seeded
+    /// with it, never from libtorch's process-wide one, so the same file, model and seed give the same classifier on any
+    /// thread (default 0).</summary>
+    public int ClassifierSeed { get; init; }
+
     /// <summary>Native pycls weights expect BGR input. When true (default) the stem convolution's input channels are
     /// flipped so the model takes RGB (as timm does for its copies) and the preprocessing is plain ImageNet RGB; when
     /// false the weights are kept and the returned preprocessing says BGR.</summary>
@@ -104,7 +109,11 @@ public static class RegNetWeights
         if (options.Strict && !report.IsComplete)
             throw new WeightMismatchException(MismatchMessage(path, model, source.LayoutName, report), report);
         plan.Apply();
-        if (status == ClassifierStatus.Reinitialized) ReinitializeClassifier(model);
+        if (status == ClassifierStatus.Reinitialized)
+        {
+            using var generator = new Generator(unchecked((ulong)options.ClassifierSeed));
+            ReinitializeClassifier(model, generator);
+        }
         model.Padding = source.Padding;
         return new WeightFileReport(Path.GetFullPath(path), format, source.LayoutName, report, source.Preprocessing, source.Padding, status,
             source.ConvertedBgrToRgb, notes, source.ClassNames, source.Metadata);
@@ -142,6 +151,13 @@ public static class RegNetWeights
                     spec = RegNetSpec.FromName(prefix);
                     var head = layers.LastOrDefault(l => l.Weights.Count == 2 && l.Weights[0].Shape.Length == 2);
                     classes = numberOfClasses ?? (head is null ? 0 : (int)head.Weights[0].Shape[1]);
+                    break;
+                }
+            case WeightFormat.RegNetCheckpoint:
+                {
+                    var header = Training.Checkpoint.ReadHeader(path);
+                    spec = WeightSource.CheckpointSpec(header, path);
+                    classes = numberOfClasses ?? header.State.NumClasses;
                     break;
                 }
             case WeightFormat.MLNetModel:
@@ -260,11 +276,12 @@ public static class RegNetWeights
                "or load with Strict = false to skip what does not match (WeightMismatchException.Report lists everything).";
     }
 
-    private static void ReinitializeClassifier(RegNetModel model)
+    // N(0, 0.01) weights drawn from the given generator (the random state is passed in, never process-wide), zero bias.
+    private static void ReinitializeClassifier(RegNetModel model, Generator generator)
     {
         if (model.Classifier is not { } fc) return;
         using var noGrad = no_grad();
-        nn.init.normal_(fc.weight!, 0.0, 0.01);
+        fc.weight!.normal_(0.0, 0.01, generator);
         if (fc.bias is not null) nn.init.zeros_(fc.bias);
     }
 }

@@ -13,4 +13,7 @@ public enum WeightFormat
     RegNetML,
     /// <summary>An ML.NET model zip (<c>mlContext.Model.Save</c>) of a pipeline with a RegNet: the weights come from its embedded ONNX export.</summary>
     MLNetModel,
+    /// <summary>A checkpoint of this library's trainer (<c>.ckpt</c>, written under a run folder's checkpoints/): verified
+    /// with its SHA-256, then its model weights are read; the optimizer state and training position are not used.</summary>
+    RegNetCheckpoint,
 }

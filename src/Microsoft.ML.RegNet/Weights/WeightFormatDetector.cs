@@ -33,6 +33,7 @@ internal static class WeightFormatDetector
                 $"{path}: unknown weight format: the content is neither Keras HDF5, a torch.save checkpoint, safetensors nor an ML.NET model with a RegNet" +
                 (byExtension is { } x ? $" (the extension '{ext}' suggests {x}; the file may be truncated or corrupt)." : "."));
         bool compatible = byExtension is null || byExtension == byContent
+            || (byContent is WeightFormat.RegNetCheckpoint && string.Equals(ext, ".ckpt", StringComparison.OrdinalIgnoreCase))
             || (byExtension is WeightFormat.Safetensors or WeightFormat.RegNetML && byContent is WeightFormat.Safetensors or WeightFormat.RegNetML);
         if (!compatible)
             throw new InvalidDataException($"{path}: the extension '{ext}' says {byExtension}, but the content is {byContent}. Rename the file or check that it is the one you meant.");
@@ -49,6 +50,7 @@ internal static class WeightFormatDetector
             length = stream.Length;
             stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
         }
+        if (head.AsSpan(0, 4).SequenceEqual(Training.Checkpoint.Magic)) return WeightFormat.RegNetCheckpoint;
         if (head[0] == 'P' && head[1] == 'K') return ZipContent(path);
         if (TorchPickle.LooksLikeTorchFile(head)) return WeightFormat.PyTorch;
         if (length >= 10)

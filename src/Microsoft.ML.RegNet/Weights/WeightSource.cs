@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Microsoft.ML.RegNet.Modules;
 using Microsoft.ML.RegNet.Weights.Formats;
 using Microsoft.ML.RegNet.Weights.Layouts;
@@ -24,6 +25,7 @@ internal sealed record WeightSource(
         WeightFormat.Safetensors => PlainSafetensors(path, options),
         WeightFormat.RegNetML => Own(path, model),
         WeightFormat.MLNetModel => MLNet(path),
+        WeightFormat.RegNetCheckpoint => TrainerCheckpoint(path),
         _ => throw new InvalidDataException($"{path}: unsupported format {format}."),
     };
 
@@ -138,6 +140,52 @@ internal sealed record WeightSource(
         // RegNetOnnxImporter rebuilds the network itself, whose names are the timm layout's.
         return new WeightSource(WeightFormat.MLNetModel, tensors, StateDictLayout.Timm, "ml.net model (onnx, timm)", PreprocessingSpec.ImageNet,
             padding, false, notes, zip.ClassNames, NoMetadata);
+    }
+
+    // A checkpoint of this library's trainer: verified completely (SHA-256) before its model's weights are read. The
+    // preprocessing and class names are those of the run's configuration stored in it.
+    private static WeightSource TrainerCheckpoint(string path)
+    {
+        var header = Training.Checkpoint.ReadHeader(path);
+        Dictionary<string, Tensor> tensors;
+        PaddingStyle padding;
+        using (var generator = new Generator(0)) // the model's initial weights are overwritten; the process-wide generator is left alone
+        using (var model = new RegNetModel(CheckpointSpec(header, path), header.State.NumClasses, generator: generator))
+        {
+            Training.Checkpoint.Load(path, model, optimizer: null);
+            tensors = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+            padding = model.Padding;
+        }
+        var notes = new List<string>
+        {
+            $"RegNetML trainer checkpoint (epoch {header.State.Epoch}, step {header.State.GlobalStep}): its model weights; the optimizer state is not used",
+        };
+        var config = header.Config;
+        var classNames = config?["classes"] is JsonArray names ? names.Select(n => (string?)n ?? "").ToArray() : [];
+        return new WeightSource(WeightFormat.RegNetCheckpoint, tensors, StateDictLayout.Timm, "regnetml checkpoint (timm)",
+            CheckpointPreprocessing(config), padding, false, notes, classNames, NoMetadata);
+    }
+
+    /// <summary>The architecture a trainer checkpoint was written for (its training state holds the spec's JSON; older
+    /// checkpoints hold it in their configuration only).</summary>
+    internal static RegNetSpec CheckpointSpec(Training.CheckpointHeader header, string path)
+    {
+        string stored = header.State.Architecture;
+        if (stored.TrimStart().StartsWith('{')) return RegNetSpec.FromJson(stored);
+        if (header.Config?["spec"] is JsonObject spec) return RegNetSpec.FromJson(spec);
+        throw new InvalidDataException($"{path}: the checkpoint names its architecture as '{stored}' without its parameters; build RegNetModel with that spec and call RegNetWeights.Load.");
+    }
+
+    // The normalisation, image size and crop the checkpoint's run trained with (its config.json), else ImageNet's.
+    private static PreprocessingSpec CheckpointPreprocessing(JsonObject? config)
+    {
+        if (config?["normalization"] is not JsonObject n) return PreprocessingSpec.ImageNet;
+        static float[] Floats(JsonNode? values) => values!.AsArray().Select(v => (float)v!).ToArray();
+        var normalization = new ImageNormalization((float)n["Scale"]!, Floats(n["Mean"]), Floats(n["Std"]), Enum.Parse<ChannelOrder>((string)n["Order"]!));
+        var preprocessing = new PreprocessingSpec(normalization);
+        if (config["ImageSize"] is JsonValue size) preprocessing = preprocessing with { ImageSize = (int)size };
+        if (config["CropFraction"] is JsonValue crop) preprocessing = preprocessing with { CropFraction = (double)crop };
+        return preprocessing;
     }
 
     // RegNetOnnxImporter gives a folded export's BatchNorms γ = 1, mean 0, variance 1 − ε (a fresh BatchNorm has

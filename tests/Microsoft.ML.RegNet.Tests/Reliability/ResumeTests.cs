@@ -33,13 +33,6 @@ public sealed class ResumeTests
     private static List<(string Phase, long Step)> Records(string run) => File.ReadAllLines(Path.Combine(run, "metrics.jsonl"))
         .Select(l => JsonNode.Parse(l)!).Select(n => ((string)n["phase"]!, (long)n["step"]!)).ToList();
 
-    private static void AssertSameWeights(RegNetModel expected, RegNetModel actual)
-    {
-        var b = actual.state_dict();
-        foreach (var (name, tensor) in expected.state_dict())
-            Assert.IsTrue(tensor.eq(b[name]).all().item<bool>(), $"{name} differs");
-    }
-
     [TestMethod]
     public void ResumeRefusesChangedOptionsAndDataListingEveryDifferenceAndAcceptsSafeChanges()
     {
@@ -169,7 +162,7 @@ public sealed class ResumeTests
             Assert.HasCount(records.Distinct().Count(), records, string.Join(" ", records));
             CollectionAssert.AreEqual(new long[] { 1, 2, 3, 4 }, records.Where(r => r.Phase == "TrainSteps").Select(r => r.Step).ToArray());
             Assert.HasCount(records.Count + 1, File.ReadAllLines(Path.Combine(run, "metrics.csv")));
-            AssertSameWeights(reference.Model, continued.Model);
+            TinyImageData.AssertSameWeights(reference.Model, continued.Model);
             reference.Dispose();
         }
         finally
@@ -206,7 +199,7 @@ public sealed class ResumeTests
 
             resume.ResumeFromPreviousCheckpoint = true;
             using var continued = Fit(data.Rows, resume);
-            AssertSameWeights(reference.Model, continued.Model);
+            TinyImageData.AssertSameWeights(reference.Model, continued.Model);
             CollectionAssert.AreEqual(bytes, File.ReadAllBytes(Path.Combine(run, "checkpoints", "latest.replaced.ckpt")), "the damaged file is kept aside");
             Assert.AreEqual(4L, Checkpoint.ReadHeader(latest).State.GlobalStep);
             var records = Records(run);
@@ -217,7 +210,7 @@ public sealed class ResumeTests
             var named = TinyOptions(epochs: 2);
             named.ResumeFrom = Path.Combine(run, "checkpoints", "previous.ckpt");
             using var again = Fit(data.Rows, named);
-            AssertSameWeights(reference.Model, again.Model);
+            TinyImageData.AssertSameWeights(reference.Model, again.Model);
             CollectionAssert.AreEqual(bytes, File.ReadAllBytes(Path.Combine(run, "checkpoints", "latest.replaced.ckpt")));
         }
         finally

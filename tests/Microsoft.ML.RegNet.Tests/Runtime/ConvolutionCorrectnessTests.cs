@@ -5,7 +5,7 @@ namespace Microsoft.ML.RegNet.Tests.Runtime;
 
 /// <summary>
 /// libtorch 2.10's oneDNN kernels compute some 3×3 convolutions wrongly (found by the torchvision equivalence test);
-/// after <see cref="TorchRuntime.EnsureAvailable"/> every RegNet-shaped convolution must agree with float64.
+/// after <see cref="TorchRuntime.Configure"/> every RegNet-shaped convolution must agree with float64.
 /// </summary>
 [TestClass]
 public sealed class ConvolutionCorrectnessTests
@@ -31,7 +31,7 @@ public sealed class ConvolutionCorrectnessTests
     [DynamicData(nameof(Shapes))]
     public void ForwardAndGradientsMatchFloat64(int perGroup, int groups, int stride, int kernel, int size)
     {
-        TorchRuntime.EnsureAvailable();
+        TorchRuntime.Configure();
         using var scope = NewDisposeScope();
         var generator = new Generator(7);
         int channels = perGroup * groups;

@@ -14,10 +14,47 @@ namespace Microsoft.ML.RegNet.Tests.Runtime;
 internal static class RuntimeProbe
 {
     public const string Command = "runtime-probe";
+    public const string PipelineCommand = "pipeline-probe";
     private const int Block = 16 << 20;
     private const int SmallBlock = 64 << 10;
 
-    public static int Main(string[] args) => args is [Command, var path] ? Run(path) : 0;
+    public static int Main(string[] args) => args switch
+    {
+        [Command, var path] => Run(path),
+        [PipelineCommand] => RunPipeline(),
+        _ => 0,
+    };
+
+    // A fresh process whose first library call reads image batches: the pipeline must configure libtorch before the
+    // consumer creates the first batch tensor.
+    private static int RunPipeline()
+    {
+        Console.WriteLine($"report_before_read={TorchRuntime.Report is not null}");
+        var ml = new Microsoft.ML.MLContext(1);
+        var rows = Enumerable.Range(0, 4).Select(i => new PipelineRow
+        {
+            Image = Data.TestImages.Encode(Data.TestImages.Pattern(12, 12, i)), LabelValue = i % 2,
+        }).ToList();
+        var raw = ml.Data.LoadFromEnumerable(rows);
+        var data = ml.Transforms.Conversion.MapValueToKey("Label", nameof(PipelineRow.LabelValue)).Fit(raw).Transform(raw);
+        var pipeline = new Microsoft.ML.RegNet.Data.Pipeline.ImageBatchPipeline(new() { BatchSize = 2, ImageSize = 8, Seed = 1, WorkerThreads = 1 });
+        int batches = 0;
+        foreach (var batch in pipeline.Read(data, epoch: 0))
+            using (batch) batches++;
+        var report = TorchRuntime.Report;
+        Console.WriteLine($"batches={batches}");
+        Console.WriteLine($"report_after_read={report is not null}");
+        Console.WriteLine($"libtorch_was_loaded={report?.LibTorchWasLoaded}");
+        return 0;
+    }
+
+    private sealed class PipelineRow
+    {
+        [Microsoft.ML.Data.VectorType]
+        public byte[] Image { get; set; } = [];
+
+        public float LabelValue { get; set; }
+    }
 
     private static int Run(string safetensorsPath)
     {

@@ -54,6 +54,16 @@ public sealed class RuntimeSetupTests
     }
 
     [TestMethod]
+    public void ReadingImageBatchesFirstInAFreshProcessConfiguresBeforeLibTorchIsUsed()
+    {
+        var output = RunProbe(mallocTuning: null, RuntimeProbe.PipelineCommand);
+        Assert.AreEqual("False", output["report_before_read"]);
+        Assert.AreEqual("2", output["batches"]);
+        Assert.AreEqual("True", output["report_after_read"], "ImageBatchPipeline.Read must configure the runtime");
+        Assert.AreEqual("False", output["libtorch_was_loaded"], "the set-up must come before the first batch tensor");
+    }
+
+    [TestMethod]
     public void OnGlibcTheMallocThresholdsAreRaisedUnlessTheUserChose()
     {
         if (!OperatingSystem.IsLinux()) Assert.Inconclusive("glibc's malloc is Linux-only.");
@@ -73,12 +83,13 @@ public sealed class RuntimeSetupTests
     private static readonly string[] MallocSettings =
         { "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_", "GLIBC_TUNABLES", "LD_PRELOAD", "REGNET_MALLOC_TUNING" };
 
-    private static Dictionary<string, string> RunProbe(string? mallocTuning)
+    private static Dictionary<string, string> RunProbe(string? mallocTuning, params string[] command)
     {
+        if (command.Length == 0) command = [RuntimeProbe.Command, WeightFixtures.PathOf("reference.safetensors")];
         // The SDK tells test processes which dotnet runs them; plain "dotnet" from PATH otherwise.
         string host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } h ? h : "dotnet";
         var start = new ProcessStartInfo(host) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { "exec", typeof(RuntimeProbe).Assembly.Location, RuntimeProbe.Command, WeightFixtures.PathOf("reference.safetensors") })
+        foreach (var arg in new[] { "exec", typeof(RuntimeProbe).Assembly.Location }.Concat(command))
             start.ArgumentList.Add(arg);
         foreach (var name in MallocSettings) start.Environment.Remove(name);
         if (mallocTuning is not null) start.Environment["REGNET_MALLOC_TUNING"] = mallocTuning;

@@ -12,7 +12,7 @@ public sealed class TorchRuntimeTests
     [TestMethod]
     public void NativeLibraryLoadsAndComputes()
     {
-        TorchRuntime.EnsureAvailable();
+        TorchRuntime.Configure();
         using var a = torch.tensor(new float[] { 1, 2, 3, 4 }, new long[] { 2, 2 });
         using var product = a.matmul(a);
         CollectionAssert.AreEqual(new float[] { 7, 10, 15, 22 }, product.data<float>().ToArray());
@@ -21,7 +21,7 @@ public sealed class TorchRuntimeTests
     [TestMethod]
     public void WhereTheIsaCapIsAppliedOneDnnStaysEnabledAndCorrect()
     {
-        TorchRuntime.EnsureAvailable();
+        TorchRuntime.Configure();
         string report = TorchRuntime.ConvolutionSelfTest;
         if (!report.Contains("capped at AVX2", StringComparison.Ordinal))
             Assert.Inconclusive($"No ISA cap on this CPU: {report}");

@@ -1,3 +1,4 @@
+using Microsoft.ML.RegNet.Training;
 using SkiaSharp;
 
 namespace Microsoft.ML.RegNet.Tests.Training;
@@ -38,6 +39,28 @@ internal sealed class TinyImageData : IDisposable
 
     public string Folder { get; }
     public IReadOnlyList<Row> Rows { get; }
+
+    /// <summary>The tiny RegNet the training tests train on these images.</summary>
+    public static RegNetSpec TinySpec { get; } = RegNetSpec.Create(depth: 4, w0: 8, wa: 8, wm: 2, groupWidth: 8, name: "tiny");
+
+    /// <summary>Fits the trainer on these rows: the label to a key, the image loaded from its path.</summary>
+    public RegNetTransformer Fit(RegNetTrainer.Options options)
+    {
+        var ml = new MLContext(seed: 1);
+        var view = ml.Data.LoadFromEnumerable(Rows);
+        var prepared = ml.Transforms.Conversion.MapValueToKey("Label", nameof(Row.Label))
+            .Append(ml.Transforms.LoadImages("Image", null, nameof(Row.ImagePath)))
+            .Fit(view).Transform(view);
+        return ml.MulticlassClassification.Trainers.RegNet(options).Fit(prepared);
+    }
+
+    /// <summary>Asserts that two models hold bit-identical parameters and buffers.</summary>
+    public static void AssertSameWeights(RegNetModel expected, RegNetModel actual)
+    {
+        var b = actual.state_dict();
+        foreach (var (name, tensor) in expected.state_dict())
+            Assert.IsTrue(tensor.eq(b[name]).all().item<bool>(), $"{name} differs");
+    }
 
     public void Dispose()
     {

@@ -30,7 +30,7 @@ public sealed class TrainerOptionTests
         options.WeightDecay = 0;
         options.MetricsCallback = metrics.Add;
         using var data = new TinyImageData(perClass: 16);
-        Fit(data, options).Dispose();
+        data.Fit(options).Dispose();
 
         var steps = metrics.Where(m => m.Phase == MetricsPhase.TrainSteps).ToList();
         Assert.IsNotEmpty(steps);
@@ -93,6 +93,51 @@ public sealed class TrainerOptionTests
             Assert.AreEqual(factor, Ratio(value, initial[name]), 1e-4, $"{name} is still decayed");
     }
 
+    [TestMethod]
+    public void CheckpointEveryNStepsWritesTheLatestCheckpointAtThoseStepsAndAResumeFromOneContinuesAfterIt()
+    {
+        // 24 rows in batches of 4: 6 steps an epoch. With N = 4 over two epochs the latest checkpoint is written after
+        // steps 4 and 8 (mid-epoch) and 6 and 12 (epoch ends; step 12 is an epoch's last step, so only the epoch-end one).
+        using var data = new TinyImageData(perClass: 12);
+        string workspace = Directory.CreateTempSubdirectory("regnet-every-n-steps-").FullName;
+        try
+        {
+            string runs = Path.Combine(workspace, "runs"), step4 = Path.Combine(workspace, "step4.ckpt");
+            var seen = new List<(long Step, long Checkpoint)>();
+            var options = Options(seed: 7);
+            options.MaxEpochs = 2;
+            options.WorkspacePath = workspace;
+            options.CheckpointEveryNSteps = 4;
+            options.MetricsCallback = m =>
+            {
+                if (m.Phase != MetricsPhase.TrainSteps) return;
+                string? latest = Directory.Exists(runs)
+                    ? Directory.GetFiles(runs, RunDirectory.LatestCheckpointName, SearchOption.AllDirectories).SingleOrDefault() : null;
+                long at = latest is null ? 0 : Checkpoint.ReadHeader(latest).State.GlobalStep;
+                seen.Add((m.Step, at));
+                if (at == 4 && !File.Exists(step4)) File.Copy(latest!, step4);
+            };
+            using var reference = data.Fit(options);
+            // A step is reported before its checkpoint is written, so each report sees the checkpoints of earlier steps.
+            CollectionAssert.AreEqual(new long[] { 0, 0, 0, 0, 4, 4, 6, 6, 8, 8, 8, 8 }, seen.Select(s => s.Checkpoint).ToArray(), string.Join(" ", seen));
+            var header = Checkpoint.ReadHeader(step4);
+            Assert.AreEqual((0, 4), (header.State.Epoch, header.State.BatchInEpoch));
+
+            var resumedSteps = new List<long>();
+            var resumed = Options(seed: 7);
+            resumed.MaxEpochs = 2;
+            resumed.ResumeFrom = step4;
+            resumed.MetricsCallback = m => { if (m.Phase == MetricsPhase.TrainSteps) resumedSteps.Add(m.Step); };
+            using var continued = data.Fit(resumed);
+            CollectionAssert.AreEqual(new long[] { 5, 6, 7, 8, 9, 10, 11, 12 }, resumedSteps.ToArray());
+            TinyImageData.AssertSameWeights(reference.Model, continued.Model);
+        }
+        finally
+        {
+            Directory.Delete(workspace, true);
+        }
+    }
+
     private static double Ratio(Tensor a, Tensor b) => (a.norm() / b.norm()).item<float>();
 
     private static RegNetTrainer.Options Options(int seed) => new()
@@ -109,18 +154,8 @@ public sealed class TrainerOptionTests
         options.MetricsCallback = metrics.Add;
         configure(options);
         using var data = new TinyImageData(perClass: 6);
-        using var transformer = Fit(data, options);
+        using var transformer = data.Fit(options);
         var weights = transformer.Model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
         return (weights, metrics.Where(m => m.Phase == MetricsPhase.TrainSteps).Max(m => m.Step));
-    }
-
-    private static RegNetTransformer Fit(TinyImageData data, RegNetTrainer.Options options)
-    {
-        var ml = new MLContext(seed: 1);
-        var view = ml.Data.LoadFromEnumerable(data.Rows);
-        var prepared = ml.Transforms.Conversion.MapValueToKey("Label", nameof(TinyImageData.Row.Label))
-            .Append(ml.Transforms.LoadImages("Image", null, nameof(TinyImageData.Row.ImagePath)))
-            .Fit(view).Transform(view);
-        return ml.MulticlassClassification.Trainers.RegNet(options).Fit(prepared);
     }
 }

@@ -12,7 +12,7 @@ public sealed class WeightDecayTests
     [TestMethod]
     public void DecoupledMatchesTorchAdamW()
     {
-        TorchRuntime.EnsureAvailable();
+        TorchRuntime.Configure();
         using var reference = new TorchSharp.Modules.Parameter(tensor(new float[] { 1, -2, 3 }));
         using var ours = new TorchSharp.Modules.Parameter(tensor(new float[] { 1, -2, 3 }));
         using var adamW = optim.AdamW(new[] { reference }, lr: 0.1, weight_decay: 0.5);
@@ -29,7 +29,7 @@ public sealed class WeightDecayTests
     [TestMethod]
     public void DecoupledConstantShrinksByRateEveryStepRegardlessOfLearningRate()
     {
-        TorchRuntime.EnsureAvailable();
+        TorchRuntime.Configure();
         using var p = new TorchSharp.Modules.Parameter(tensor(new float[] { 2f }));
         var decay = new WeightDecay(new[] { p }, 0.01, WeightDecaySemantics.DecoupledConstant);
         decay.Apply(learningRate: 1e-6);

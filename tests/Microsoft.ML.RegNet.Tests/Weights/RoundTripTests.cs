@@ -122,6 +122,25 @@ public sealed class RoundTripTests
     }
 
     [TestMethod]
+    public void AReinitialisedClassifierDependsOnItsSeedAloneNotOnTheProcessWideGenerator()
+    {
+        static TorchSharp.torch.Tensor Classifier(int seed, long processSeed)
+        {
+            TorchSharp.torch.manual_seed(processSeed);
+            using var model = new RegNetModel(TinyY, numberOfClasses: 3);
+            var report = RegNetWeights.Load(model, PathOf("tiny_y_timm.pth"), new WeightLoadOptions { ClassifierSeed = seed });
+            Assert.AreEqual(ClassifierStatus.Reinitialized, report.Classifier);
+            return model.Classifier!.weight!.detach().clone();
+        }
+        using var a = Classifier(seed: 7, processSeed: 1);
+        using var b = Classifier(seed: 7, processSeed: 2);
+        using var c = Classifier(seed: 8, processSeed: 1);
+        Assert.IsTrue(a.eq(b).all().item<bool>(), "the same seed gives the same classifier whatever the process-wide generator holds");
+        Assert.IsFalse(a.eq(c).all().item<bool>(), "another seed gives another classifier");
+        Assert.AreEqual(0.01, a.std().item<float>(), 0.004, "N(0, 0.01)");
+    }
+
+    [TestMethod]
     public void DifferentClassCountReinitialisesTheClassifierForFineTuning()
     {
         using var reference = new RegNetModel(TinyY, NumberOfClasses);

@@ -89,6 +89,7 @@ internal sealed partial class ImageBatchPipeline
         ArgumentNullException.ThrowIfNull(data);
         if (epoch < 0) throw new ArgumentOutOfRangeException(nameof(epoch), epoch, "The epoch must be ≥ 0.");
         if (skipBatches < 0) throw new ArgumentOutOfRangeException(nameof(skipBatches), skipBatches, "skipBatches must be ≥ 0.");
+        TorchRuntime.Configure(); // before the consumer creates the first batch tensor
         var columns = ImageColumns.Resolve(data.Schema, Options.ImageColumnName, Options.LabelColumnName);
         return ReadCore(data, columns, epoch, skipBatches, cancellationToken);
     }

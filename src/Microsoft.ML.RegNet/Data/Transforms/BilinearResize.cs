@@ -25,6 +25,27 @@ internal static class BilinearResize
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(output);
+        Validate(source, plan, output);
+
+        int ow = plan.OutputWidth;
+        int[] xIndex = ArrayPool<int>.Shared.Rent(ow * 2);
+        float[] xWeight = ArrayPool<float>.Shared.Rent(ow * 2);
+        float[] rows = ArrayPool<float>.Shared.Rent(ow * 3 * 2);
+        try
+        {
+            FillColumnTables(plan, xIndex, xWeight);
+            ResampleRows(source, plan, xIndex, xWeight, rows, output);
+        }
+        finally
+        {
+            ArrayPool<int>.Shared.Return(xIndex);
+            ArrayPool<float>.Shared.Return(xWeight);
+            ArrayPool<float>.Shared.Return(rows);
+        }
+    }
+
+    private static void Validate(RgbImage source, in ResizePlan plan, RgbImage output)
+    {
         var box = plan.Source;
         if (box.X < 0 || box.Y < 0 || box.Width <= 0 || box.Height <= 0 || box.X + box.Width > source.Width || box.Y + box.Height > source.Height)
             throw new ArgumentException($"Source rectangle {box} lies outside the {source.Width}×{source.Height} image.", nameof(plan));
@@ -34,69 +55,66 @@ internal static class BilinearResize
             throw new ArgumentException($"Invalid resize plan {plan}.", nameof(plan));
         if (output.Width != plan.OutputWidth || output.Height != plan.OutputHeight)
             throw new ArgumentException($"Output is {output.Width}×{output.Height}, the plan makes {plan.OutputWidth}×{plan.OutputHeight}.", nameof(output));
+    }
 
-        int ow = plan.OutputWidth, oh = plan.OutputHeight;
-        int[] xIndex = ArrayPool<int>.Shared.Rent(ow * 2);
-        float[] xWeight = ArrayPool<float>.Shared.Rent(ow * 2);
-        float[] rows = ArrayPool<float>.Shared.Rent(ow * 3 * 2);
-        try
+    // Column tables: byte offsets of the two neighbours within a source row, and their weights.
+    private static void FillColumnTables(in ResizePlan plan, int[] xIndex, float[] xWeight)
+    {
+        var box = plan.Source;
+        float scaleX = (float)box.Width / plan.ResizedWidth;
+        for (int i = 0; i < plan.OutputWidth; i++)
         {
-            // Column tables: byte offsets of the two neighbours within a source row, and their weights.
-            float scaleX = (float)box.Width / plan.ResizedWidth;
-            for (int i = 0; i < ow; i++)
-            {
-                Coordinate(plan.WindowX + i, scaleX, box.Width, out int x0, out int x1, out float w1);
-                xIndex[2 * i] = (box.X + x0) * 3;
-                xIndex[2 * i + 1] = (box.X + x1) * 3;
-                xWeight[2 * i] = 1f - w1;
-                xWeight[2 * i + 1] = w1;
-            }
-
-            Span<float> rowA = rows.AsSpan(0, ow * 3), rowB = rows.AsSpan(ow * 3, ow * 3);
-            int rowAIndex = -1, rowBIndex = -1;
-            float scaleY = (float)box.Height / plan.ResizedHeight;
-            byte[] src = source.Data;
-            Span<byte> dst = output.Pixels;
-            int srcStride = source.Stride;
-            for (int j = 0; j < oh; j++)
-            {
-                Coordinate(plan.WindowY + j, scaleY, box.Height, out int y0, out int y1, out float wy1);
-                y0 += box.Y;
-                y1 += box.Y;
-                // Reuse horizontally interpolated rows between consecutive output rows (upscaling shares them).
-                if (y0 != rowAIndex)
-                {
-                    if (y0 == rowBIndex)
-                    {
-                        var t = rowA; rowA = rowB; rowB = t;
-                        (rowAIndex, rowBIndex) = (rowBIndex, rowAIndex);
-                    }
-                    else
-                    {
-                        Horizontal(src.AsSpan(y0 * srcStride, srcStride), xIndex, xWeight, ow, rowA);
-                        rowAIndex = y0;
-                    }
-                }
-                if (y1 != rowBIndex)
-                {
-                    if (y1 == rowAIndex) rowA.CopyTo(rowB);
-                    else Horizontal(src.AsSpan(y1 * srcStride, srcStride), xIndex, xWeight, ow, rowB);
-                    rowBIndex = y1;
-                }
-                float wy0 = 1f - wy1;
-                Span<byte> outRow = dst.Slice(j * ow * 3, ow * 3);
-                for (int k = 0; k < outRow.Length; k++)
-                {
-                    float v = rowA[k] * wy0 + rowB[k] * wy1;
-                    outRow[k] = ToByte(v);
-                }
-            }
+            Coordinate(plan.WindowX + i, scaleX, box.Width, out int x0, out int x1, out float w1);
+            xIndex[2 * i] = (box.X + x0) * 3;
+            xIndex[2 * i + 1] = (box.X + x1) * 3;
+            xWeight[2 * i] = 1f - w1;
+            xWeight[2 * i + 1] = w1;
         }
-        finally
+    }
+
+    // Interpolates each output row vertically between two horizontally interpolated source rows.
+    private static void ResampleRows(RgbImage source, in ResizePlan plan, int[] xIndex, float[] xWeight, float[] rows, RgbImage output)
+    {
+        var box = plan.Source;
+        int ow = plan.OutputWidth, oh = plan.OutputHeight;
+        Span<float> rowA = rows.AsSpan(0, ow * 3), rowB = rows.AsSpan(ow * 3, ow * 3);
+        int rowAIndex = -1, rowBIndex = -1;
+        float scaleY = (float)box.Height / plan.ResizedHeight;
+        byte[] src = source.Data;
+        Span<byte> dst = output.Pixels;
+        int srcStride = source.Stride;
+        for (int j = 0; j < oh; j++)
         {
-            ArrayPool<int>.Shared.Return(xIndex);
-            ArrayPool<float>.Shared.Return(xWeight);
-            ArrayPool<float>.Shared.Return(rows);
+            Coordinate(plan.WindowY + j, scaleY, box.Height, out int y0, out int y1, out float wy1);
+            y0 += box.Y;
+            y1 += box.Y;
+            // Reuse horizontally interpolated rows between consecutive output rows (upscaling shares them).
+            if (y0 != rowAIndex)
+            {
+                if (y0 == rowBIndex)
+                {
+                    var t = rowA; rowA = rowB; rowB = t;
+                    (rowAIndex, rowBIndex) = (rowBIndex, rowAIndex);
+                }
+                else
+                {
+                    Horizontal(src.AsSpan(y0 * srcStride, srcStride), xIndex, xWeight, ow, rowA);
+                    rowAIndex = y0;
+                }
+            }
+            if (y1 != rowBIndex)
+            {
+                if (y1 == rowAIndex) rowA.CopyTo(rowB);
+                else Horizontal(src.AsSpan(y1 * srcStride, srcStride), xIndex, xWeight, ow, rowB);
+                rowBIndex = y1;
+            }
+            float wy0 = 1f - wy1;
+            Span<byte> outRow = dst.Slice(j * ow * 3, ow * 3);
+            for (int k = 0; k < outRow.Length; k++)
+            {
+                float v = rowA[k] * wy0 + rowB[k] * wy1;
+                outRow[k] = ToByte(v);
+            }
         }
     }
 

@@ -130,38 +130,7 @@ internal static class KerasHdf5
     {
         TorchRuntime.Configure();
         ArgumentNullException.ThrowIfNull(fileLayers);
-        string? filePrefix = Prefix(fileLayers);
-        var body = KerasLayout.Layers(spec, filePrefix ?? KerasLayout.ModelPrefix(spec), includeTop: false);
-        // X and Y blocks differ only in the family letter of their names (and the SE layers), so names are compared
-        // without it: an X model meeting a Y file then reports the SE tensors, not every layer.
-        static string Key(string name) => name.Replace("_YBlock_", "_XBlock_", StringComparison.Ordinal);
-        var byName = fileLayers.GroupBy(l => Key(l.Name), StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
-        var pairs = new List<(KerasFileLayer File, KerasLayer Expected)>();
-        var used = new HashSet<string>(StringComparer.Ordinal);
-        string pairing;
-
-        if (filePrefix is not null)
-        {
-            // keras.applications names: pair by name. Layers the model expects but the file lacks end up missing, and
-            // file layers the model lacks end up unexpected, so another architecture is reported tensor by tensor.
-            pairing = "by name";
-            foreach (var l in body)
-                if (byName.TryGetValue(Key(l.KerasName), out var file))
-                {
-                    pairs.Add((file, l));
-                    used.Add(file.Name);
-                }
-        }
-        else
-        {
-            // Renamed layers: pair in order, as Keras' load_weights does.
-            pairing = "by order";
-            for (int i = 0; i < Math.Min(body.Count, fileLayers.Count); i++)
-            {
-                pairs.Add((fileLayers[i], body[i]));
-                used.Add(fileLayers[i].Name);
-            }
-        }
+        var (pairs, used, pairing) = PairBody(fileLayers, spec);
 
         // The head: the last remaining layer shaped like a Dense layer (2-D kernel + bias).
         var head = fileLayers.LastOrDefault(l => !used.Contains(l.Name) && l.Weights.Count == 2 && l.Weights[0].Shape.Length == 2);
@@ -171,6 +140,50 @@ internal static class KerasHdf5
             used.Add(head.Name);
         }
 
+        var tensors = ConvertPairs(pairs, pairing, spec);
+        foreach (var file in fileLayers.Where(l => !used.Contains(l.Name)))
+            foreach (var w in file.Weights)
+                tensors[$"{file.Name}/{LeafName(w.Name)}"] = tensor(w.Values, w.Shape);
+        return (tensors, head is not null, pairing);
+    }
+
+    // Pairs the file's body layers with the spec's: by name when the file has keras.applications names, else by order.
+    private static (List<(KerasFileLayer File, KerasLayer Expected)> Pairs, HashSet<string> Used, string Pairing) PairBody(
+        IReadOnlyList<KerasFileLayer> fileLayers, RegNetSpec spec)
+    {
+        string? filePrefix = Prefix(fileLayers);
+        var body = KerasLayout.Layers(spec, filePrefix ?? KerasLayout.ModelPrefix(spec), includeTop: false);
+        var pairs = new List<(KerasFileLayer File, KerasLayer Expected)>();
+        var used = new HashSet<string>(StringComparer.Ordinal);
+        if (filePrefix is null)
+        {
+            // Renamed layers: pair in order, as Keras' load_weights does.
+            for (int i = 0; i < Math.Min(body.Count, fileLayers.Count); i++)
+            {
+                pairs.Add((fileLayers[i], body[i]));
+                used.Add(fileLayers[i].Name);
+            }
+            return (pairs, used, "by order");
+        }
+
+        // keras.applications names: pair by name. Layers the model expects but the file lacks end up missing, and
+        // file layers the model lacks end up unexpected, so another architecture is reported tensor by tensor.
+        // X and Y blocks differ only in the family letter of their names (and the SE layers), so names are compared
+        // without it: an X model meeting a Y file then reports the SE tensors, not every layer.
+        static string Key(string name) => name.Replace("_YBlock_", "_XBlock_", StringComparison.Ordinal);
+        var byName = fileLayers.GroupBy(l => Key(l.Name), StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
+        foreach (var l in body)
+            if (byName.TryGetValue(Key(l.KerasName), out var file))
+            {
+                pairs.Add((file, l));
+                used.Add(file.Name);
+            }
+        return (pairs, used, "by name");
+    }
+
+    // Converts each paired layer's arrays to canonical tensors, checking their count and names against the layer kind.
+    private static Dictionary<string, Tensor> ConvertPairs(List<(KerasFileLayer File, KerasLayer Expected)> pairs, string pairing, RegNetSpec spec)
+    {
         var tensors = new Dictionary<string, Tensor>();
         foreach (var (file, expected) in pairs)
         {
@@ -188,10 +201,7 @@ internal static class KerasHdf5
                 tensors[$"{expected.Canonical}.{KerasLayout.TensorNames[leaf]}"] = Convert(w, expected.Kind);
             }
         }
-        foreach (var file in fileLayers.Where(l => !used.Contains(l.Name)))
-            foreach (var w in file.Weights)
-                tensors[$"{file.Name}/{LeafName(w.Name)}"] = tensor(w.Values, w.Shape);
-        return (tensors, head is not null, pairing);
+        return tensors;
     }
 
     // "regnetx002_stem_conv/kernel:0" → "kernel".

@@ -41,6 +41,7 @@ internal static class TorchPickle
     /// <returns>The tensors, in file order, and the wrapper key they were found under (null at top level).</returns>
     public static (Dictionary<string, Tensor> Tensors, string? Wrapper) ReadStateDict(string path) => Guard(path, () =>
     {
+        TorchRuntime.Configure();
         using var archive = TorchArchive.Open(path);
         var (dict, wrapper) = FindStateDict(archive.Root);
         bool allPrefixed = dict.Keys.All(k => k is string s && s.StartsWith("module.", StringComparison.Ordinal));
