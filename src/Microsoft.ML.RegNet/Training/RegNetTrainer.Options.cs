@@ -124,6 +124,12 @@ public sealed partial class RegNetTrainer
         /// <summary>libtorch intra-op threads (null: libtorch's default). Process-wide: <c>torch.set_num_threads</c> applies to
         /// every Fit and model in the process, not to this Fit alone.</summary>
         public int? NumberOfThreads;
+        /// <summary>Data-parallel training over MPI processes (<c>mpirun -np N dotnet app.dll</c>; docs/data_parallel.md). Auto
+        /// (default): on when launched by an MPI launcher with more than one process. Each rank trains <see cref="BatchSize"/>
+        /// images per step on its own share of the rows, gradients are averaged over the ranks, and only rank 0 logs, calls
+        /// <see cref="MetricsCallback"/> and writes the run folder; <see cref="NumberOfThreads"/> defaults to the cores divided
+        /// by the ranks on the machine, and <see cref="LearningRateReferenceBatchSize"/> scales with BatchSize × ranks.</summary>
+        public Distributed.DataParallelMode DataParallel = Distributed.DataParallelMode.Auto;
         /// <summary>Threads that decode and augment images while the model trains.</summary>
         public int WorkerThreads = Math.Max(1, Environment.ProcessorCount);
 

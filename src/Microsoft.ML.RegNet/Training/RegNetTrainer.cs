@@ -1,5 +1,6 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.RegNet.Configs;
+using Microsoft.ML.RegNet.Distributed;
 using Microsoft.ML.RegNet.Models;
 using Microsoft.ML.RegNet.Runtime;
 using Microsoft.ML.Runtime;
@@ -103,22 +104,27 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         }
 
         using var channel = _host.Start("Training");
+        using var parallel = DataParallel.Start(o.DataParallel);
         if (o.NumberOfThreads is { } threads) torch.set_num_threads(threads);
+        // Ranks sharing a machine share its cores.
+        else if (parallel is { Size: > 1 }) torch.set_num_threads(Math.Max(1, Environment.ProcessorCount / DataParallelEnvironment.LocalWorldSize));
         var spec = Spec;
         // This Fit's own random state: the process-wide generator is shared by concurrent Fits (README, "Determinism").
         using var generator = new Generator(unchecked((ulong)seed));
         var model = new RegNetModel(spec, columns.ClassCount, o.ZeroInitLastBatchNorm, generator);
         try
         {
-            var loop = new TrainingLoop(this, model, columns, seed, channel);
+            var loop = new TrainingLoop(this, model, columns, seed, channel, parallel);
             loop.Run(train, validation);
             channel.Info(MessageSensitivity.None, $"Training finished: {loop.Summary}");
             return new RegNetTransformer(_env, model, columns.LabelType, columns.ClassNames, o.Normalization, o.ImageSize, o.CropFraction,
                 o.ImageColumnName, o.ScoreColumnName, o.PredictedLabelColumnName, loop.RunPath, columns.ImageIsBytes);
         }
-        catch
+        catch (Exception e)
         {
             model.Dispose();
+            // One rank failing would leave the others waiting in a collective forever: end the job with the message.
+            if (parallel is { Size: > 1 }) parallel.Abort(e);
             throw;
         }
     }
