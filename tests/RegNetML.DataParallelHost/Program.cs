@@ -17,9 +17,17 @@ using static TorchSharp.torch;
 //   fit <image folder> <workspace> <output prefix> [resume path]
 //     RegNetTrainer.Fit with DataParallel = Auto on the folder's PNGs (label = name up to '_'); writes <prefix>.rank<r> (the
 //     final state dict). REGNET_KILL=<rank>:<n> SIGKILLs that rank at its n-th training step.
+//   bench [architecture]
+//     Times the gradient averaging alone (docs/data_parallel.md).
 try
 {
-    return args.Length > 0 && args[0] == "session" ? Session(args[1..]) : args.Length > 0 && args[0] == "fit" ? Fit(args[1..]) : Usage();
+    return args.Length == 0 ? Usage() : args[0] switch
+    {
+        "session" => Session(args[1..]),
+        "fit" => Fit(args[1..]),
+        "bench" => Bench(args.Length > 1 ? args[1] : "X002"),
+        _ => Usage(),
+    };
 }
 catch (Exception e)
 {
@@ -116,6 +124,29 @@ static int Fit(string[] args)
     string path = $"{output}.rank{rank}";
     model.Model.save(path);
     Console.WriteLine($"rank {rank}: weights written to {path}; run folder {model.RunPath ?? "none"}");
+    return 0;
+}
+
+// The gradient allreduce alone, as AverageGradients does it for the architecture's parameters (after a barrier, so no
+// rank waits for another): median and mean over 50 calls, printed by rank 0.
+static int Bench(string architecture)
+{
+    set_num_threads(1);
+    var parallel = new DataParallel(MpiWorld.Get());
+    using var model = new RegNetModel(RegNetSpec.FromName(architecture), 10);
+    var parameters = model.parameters().ToList();
+    foreach (var p in parameters) p.grad = ones_like(p);
+    var times = new List<double>();
+    for (int i = 0; i < 55; i++)
+    {
+        parallel.World.Barrier();
+        var clock = Stopwatch.StartNew();
+        parallel.AverageGradients(parameters);
+        if (i >= 5) times.Add(clock.Elapsed.TotalMilliseconds);
+    }
+    times.Sort();
+    if (parallel.IsRoot)
+        Console.WriteLine($"{architecture}: {parameters.Sum(p => p.numel()):N0} gradients, {parallel.Size} ranks: AverageGradients median {times[times.Count / 2]:F2} ms, mean {times.Average():F2} ms (pack, allreduce, divide, unpack)");
     return 0;
 }
 
