@@ -17,6 +17,8 @@ using static TorchSharp.torch;
 //   fit <image folder> <workspace> <output prefix> [resume path]
 //     RegNetTrainer.Fit with DataParallel = Auto on the folder's PNGs (label = name up to '_'); writes <prefix>.rank<r> (the
 //     final state dict). REGNET_KILL=<rank>:<n> SIGKILLs that rank at its n-th training step.
+//   probe
+//     Rank, size, a sum and an MPI error as an exception (used to check MPICH's handle table).
 //   bench [architecture]
 //     Times the gradient averaging alone (docs/data_parallel.md).
 try
@@ -26,6 +28,7 @@ try
         "session" => Session(args[1..]),
         "fit" => Fit(args[1..]),
         "bench" => Bench(args.Length > 1 ? args[1] : "X002"),
+        "probe" => Probe(),
         _ => Usage(),
     };
 }
@@ -124,6 +127,33 @@ static int Fit(string[] args)
     string path = $"{output}.rank{rank}";
     model.Model.save(path);
     Console.WriteLine($"rank {rank}: weights written to {path}; run folder {model.RunPath ?? "none"}");
+    return 0;
+}
+
+// The binding against whichever library REGNET_MPI_LIBRARY names (the in-process tests cover the default one): world,
+// a sum, and an error coming back as an exception.
+static int Probe()
+{
+    var world = MpiWorld.Get();
+    var values = new double[] { 1.5, world.Rank };
+    world.AllreduceSum(values.AsSpan());
+    Console.WriteLine($"probe: {world.Description}; sum {values[0]} {values[1]}");
+    foreach (var (what, call) in new (string, Action)[]
+             {
+                 ("negative count", () => world.AllreduceSumUnchecked(new float[4], -1)),
+                 ("root out of range", () => world.Broadcast(new byte[4].AsSpan(), root: world.Size + 3)),
+             })
+    {
+        try
+        {
+            call();
+            Console.WriteLine($"probe: no error for a {what}");
+        }
+        catch (MpiException e)
+        {
+            Console.WriteLine($"probe: {what}: error code {e.Code}: {e.Message}");
+        }
+    }
     return 0;
 }
 

@@ -97,6 +97,27 @@ public sealed class MultiRankTests
         StringAssert.Contains(resumed.Stdout, "rank 0: TrainEpoch");
     }
 
+    [TestMethod]
+    public void TheMpichHandleTableWorksInASingletonProcess()
+    {
+        // MPICH's handles are integers, not Open MPI's addresses; CI installs libmpich12 next to Open MPI to check the table.
+        if (!System.Runtime.InteropServices.NativeLibrary.TryLoad("libmpich.so.12", out var handle))
+            Assert.Inconclusive("libmpich.so.12 is not installed (Debian: apt-get install libmpich12); MPICH's handle table is not checked here.");
+        System.Runtime.InteropServices.NativeLibrary.Free(handle);
+        var env = ("REGNET_MPI_LIBRARY", "libmpich.so.12");
+        var probe = Host(0, ["probe"], env);
+        Assert.AreEqual(0, probe.ExitCode, probe.ToString());
+        StringAssert.Contains(probe.Stdout, "probe: libmpich.so.12 (Mpich), rank 0 of 1; sum 1.5 0");
+        StringAssert.Contains(probe.Stdout, "root out of range: error code");
+        StringAssert.Contains(probe.Stdout, "Invalid root");
+
+        var reference = Host(0, ["session", Out("reference"), "--off"], null);
+        var mpich = Host(0, ["session", Out("mpich")], env);
+        Assert.AreEqual(0, mpich.ExitCode, mpich.ToString());
+        CollectionAssert.AreEqual(File.ReadAllBytes(Out("reference") + ".rank0"), File.ReadAllBytes(Out("mpich") + ".rank0"),
+            "one MPICH rank (broadcast, allreduce of one) must train exactly as no MPI at all");
+    }
+
     private string Out(string name) => Path.Combine(_root, name.TrimStart('-'));
 
     private sealed record Result(int ExitCode, string Stdout, string Stderr)
