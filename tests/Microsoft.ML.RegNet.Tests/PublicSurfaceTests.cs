@@ -23,6 +23,8 @@ public sealed partial class PublicSurfaceTests
         "Microsoft.ML.RegNet.BlockSpec",
         "Microsoft.ML.RegNet.ChannelOrder",
         "Microsoft.ML.RegNet.ClassifierStatus",
+        "Microsoft.ML.RegNet.DataParallelEnvironment",
+        "Microsoft.ML.RegNet.DataParallelMode",
         "Microsoft.ML.RegNet.EarlyStoppingMetric",
         "Microsoft.ML.RegNet.EarlyStoppingOptions",
         "Microsoft.ML.RegNet.ImageNormalization",

@@ -143,6 +143,12 @@ public sealed partial class RegNetTrainer
         /// use (a CPU build of libtorch, no GPU) fails <c>Fit</c> with a message, or trains on the CPU with a logged warning
         /// when <c>MLContext.FallbackToCpu</c> is true. CUDA needs a CUDA build of libtorch (README, "Devices").</summary>
         public string? Device;
+        /// <summary>Data-parallel training over MPI processes (<c>mpirun -np N dotnet app.dll</c>; docs/data_parallel.md). Auto
+        /// (default): on when launched by an MPI launcher with more than one process. Each rank trains <see cref="BatchSize"/>
+        /// images per step on its own share of the rows, gradients are averaged over the ranks, and only rank 0 logs, calls
+        /// <see cref="MetricsCallback"/> and writes the run folder; <see cref="NumberOfThreads"/> defaults to the cores divided
+        /// by the ranks on the machine, and <see cref="LearningRateReferenceBatchSize"/> scales with BatchSize × ranks.</summary>
+        public DataParallelMode DataParallel = DataParallelMode.Auto;
         /// <summary>Threads that decode and augment images while the model trains.</summary>
         public int WorkerThreads = Math.Max(1, Environment.ProcessorCount);
 

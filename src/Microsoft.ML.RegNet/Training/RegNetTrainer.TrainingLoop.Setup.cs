@@ -18,6 +18,8 @@ public sealed partial class RegNetTrainer
         {
             var config = TrainerConfig.ToJson(TrainerConfig.Describe(_o, _model.Spec, _columns, _seed, rows));
             _checkpoints = new CheckpointPolicy(null, _o.EarlyStopping, _model, optimizer);
+            // Data-parallel: only rank 0 resumes and writes; the other ranks receive its state (SynchronizeStart).
+            if (!IsRoot) return;
             if (_o.ResumeFrom is { } resume)
             {
                 state = Resume(resume, optimizer, config);

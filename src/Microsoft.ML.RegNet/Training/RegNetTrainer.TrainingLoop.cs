@@ -2,6 +2,7 @@ using Microsoft.ML.RegNet.Data.Mixing;
 using Microsoft.ML.RegNet.Data.MLNet;
 using Microsoft.ML.RegNet.Data.Pipeline;
 using Microsoft.ML.RegNet.Data.Transforms;
+using Microsoft.ML.RegNet.Distributed;
 using Microsoft.ML.Runtime;
 using TorchSharp.Modules;
 using Microsoft.ML.RegNet.Training;
@@ -25,9 +26,11 @@ public sealed partial class RegNetTrainer
         private RegNetTrainingMetrics? _lastTrain;
         private RegNetTrainingMetrics? _lastValidation;
         private string _stopReason = "completed";
+        private readonly DataParallel? _parallel;
 
-        public TrainingLoop(RegNetTrainer trainer, RegNetModel model, InputColumns columns, int seed, IChannel channel)
+        public TrainingLoop(RegNetTrainer trainer, RegNetModel model, InputColumns columns, int seed, IChannel channel, DataParallel? parallel = null)
         {
+            _parallel = parallel;
             _trainer = trainer;
             _o = trainer.TrainerOptions;
             _model = model;
@@ -43,7 +46,8 @@ public sealed partial class RegNetTrainer
 
         public void Run(IDataView train, IDataView? validation)
         {
-            if (_o.ResumeFrom is null) LoadStartingWeights();
+            // Data-parallel: rank 0 loads (starting weights or the checkpoint) and broadcasts.
+            if (_o.ResumeFrom is null) { if (IsRoot) LoadStartingWeights(); }
             else if (_o.StartingWeightsPath is not null || _o.StartingModel is not null)
                 _channel.Info(MessageSensitivity.None, "Resuming: the starting weights are not loaded, the checkpoint's weights are.");
             var (optimizer, decay) = CreateOptimizer(Freeze());
@@ -53,11 +57,13 @@ public sealed partial class RegNetTrainer
                 ImageColumnName = _o.ImageColumnName, LabelColumnName = _o.LabelColumnName, BatchSize = _o.BatchSize, ImageSize = _o.ImageSize,
                 Augmentation = _o.Augmentation, Normalization = _o.Normalization, Seed = _seed, WorkerThreads = _o.WorkerThreads,
                 Shuffle = _o.Shuffle, ShufflePoolSize = _o.ShufflePoolSize, DropLast = false, BadImagePolicy = _o.BadImagePolicy,
+                Shard = Shard(pad: true),
             });
             // Validation sees the evaluation transform that scoring and the saved model use: its ML.NET steps on the view.
             var evalPipeline = new ImageBatchPipeline(trainPipeline.Options with
             {
                 ImageColumnName = EvaluationPreprocessing.ResizedColumnName, Augmentation = AugmentationOptions.Evaluation(_o.CropFraction), Shuffle = false,
+                Shard = Shard(pad: false),
             });
             if (validation is not null)
                 validation = EvaluationPreprocessing.Apply(validation, new EvaluationCrop(_o.ImageSize, _o.CropFraction), _o.ImageColumnName, _columns.ImageIsBytes);
@@ -65,6 +71,8 @@ public sealed partial class RegNetTrainer
             try
             {
                 RunEpochs(train, validation, session, schedule, trainPipeline, evalPipeline);
+                if (_parallel is { GradientReductions: > 0 } p)
+                    _channel.Info(MessageSensitivity.None, $"Data-parallel over {p.Size} ranks: gradient allreduce {p.GradientCommunication.TotalMilliseconds / p.GradientReductions:F2} ms per step on average.");
             }
             finally
             {
@@ -78,11 +86,14 @@ public sealed partial class RegNetTrainer
         private (TrainingSession Session, LearningRateSchedule Schedule) StartSession(IDataView train, OptimizerHelper optimizer, WeightDecay decay)
         {
             var mixer = new BatchMixer(_o.Mixing, _columns.NumberOfClasses, _o.LabelSmoothing);
-            double lrScale = _o.LearningRateReferenceBatchSize is { } reference ? (double)_o.BatchSize / reference : 1.0;
+            // Data-parallel: the batch of one step is BatchSize on every rank.
+            double lrScale = _o.LearningRateReferenceBatchSize is { } reference ? (double)_o.BatchSize * (_parallel?.Size ?? 1) / reference : 1.0;
             var state = new TrainingState(0, 0, 0, CheckpointPolicy.InitialBest(_o.EarlyStopping), 0, _model.Spec.ToJson(), _columns.NumberOfClasses);
             long rows = CountRows(train);
-            _stepsPerEpoch = (int)((rows + _o.BatchSize - 1) / _o.BatchSize);
+            long rankRows = Shard(pad: true)?.RowsOf(rows) ?? rows;
+            _stepsPerEpoch = (int)((rankRows + _o.BatchSize - 1) / _o.BatchSize);
             OpenRunFolder(ref state, optimizer, rows);
+            if (_parallel is not null) state = SynchronizeStart(state, optimizer);
             if (_o.CancellationToken.IsCancellationRequested && state.GlobalStep == 0)
             {
                 _run?.Dispose();
@@ -92,9 +103,16 @@ public sealed partial class RegNetTrainer
                 _o.WarmupEpochs, _o.WarmupFactor, _o.StepMilestones, _o.StepGamma);
             _sinks = new List<IMetricsSink>();
             if (_run is not null) _sinks.Add(_run);
-            if (_o.MetricsCallback is { } callback) _sinks.Add(new DelegateMetricsSink(callback));
-            _sinks.Add(new DelegateMetricsSink(m => _channel.Info(MessageSensitivity.None, m.ToString())));
-            return (new TrainingSession(_model, optimizer, decay, schedule, mixer, _seed, _frozen, state), schedule);
+            if (_o.MetricsCallback is { } callback && IsRoot) _sinks.Add(new DelegateMetricsSink(callback));
+            if (IsRoot) _sinks.Add(new DelegateMetricsSink(m => _channel.Info(MessageSensitivity.None, m.ToString())));
+            var session = new TrainingSession(_model, optimizer, decay, schedule, mixer, _seed, _frozen, state);
+            if (_parallel is { } parallel)
+            {
+                var trainable = _model.parameters().Where(p => p.requires_grad).ToList();
+                session.AfterBackward = () => parallel.AverageGradients(trainable);
+                session.ReduceMetrics = acc => acc.Reduce(parallel.Sum);
+            }
+            return (session, schedule);
         }
 
         private void RunEpochs(IDataView train, IDataView? validation, TrainingSession session, LearningRateSchedule schedule,
@@ -110,6 +128,7 @@ public sealed partial class RegNetTrainer
                     return;
                 }
                 session.State = session.State with { Epoch = epoch + 1, BatchInEpoch = 0 };
+                _parallel?.BroadcastBuffers(_model);
                 if (validation is not null)
                 {
                     var metrics = session.Evaluate(evalPipeline, validation, epoch, session.State.GlobalStep, schedule.At(epoch, _stepsPerEpoch), _o.CancellationToken);
@@ -162,13 +181,17 @@ public sealed partial class RegNetTrainer
                     var state = session.State;
                     if (state.GlobalStep % _o.LogEveryNSteps == 0)
                     {
+                        Globalize(window);
                         _lastTrain = window.ToMetrics(MetricsPhase.TrainSteps, epoch, state.GlobalStep, lr);
                         Report(_lastTrain);
                         window = new MetricsAccumulator();
                     }
                     // After an epoch's last step the epoch-end checkpoint follows; writing both would make previous.ckpt a copy of latest.
                     if (_o.CheckpointEveryNSteps > 0 && state.GlobalStep % _o.CheckpointEveryNSteps == 0 && state.BatchInEpoch < _stepsPerEpoch)
+                    {
+                        _parallel?.BroadcastBuffers(_model);
                         _checkpoints.SaveLatest(state);
+                    }
                     FaultPoints.Hit("step");
                 }
             }
@@ -179,6 +202,7 @@ public sealed partial class RegNetTrainer
                 throw new InvalidOperationException(epoch == 0 && skipBatches == 0
                     ? "The training data is empty (no row had a decodable image and a label)."
                     : $"Epoch {epoch} produced no batches.");
+            Globalize(whole);
             _lastTrain = whole.ToMetrics(MetricsPhase.TrainEpoch, epoch, session.State.GlobalStep, lr);
             Report(_lastTrain);
             return true;

@@ -1,4 +1,5 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.RegNet.Distributed;
 using Microsoft.ML.RegNet.Runtime;
 using Microsoft.ML.Runtime;
 using TorchSharp;
@@ -105,7 +106,10 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         using var channel = _host.Start("Training");
         var device = ComputeDevice.Resolve(o.Device, MLNetInternals.GpuDeviceId(_env), MLNetInternals.FallbackToCpu(_env),
             warning => channel.Warning(MessageSensitivity.None, warning));
+        using var parallel = DataParallel.Start(o.DataParallel);
         if (o.NumberOfThreads is { } threads) torch.set_num_threads(threads);
+        // Ranks sharing a machine share its cores.
+        else if (parallel is { Size: > 1 }) torch.set_num_threads(Math.Max(1, Environment.ProcessorCount / DataParallelEnvironment.LocalWorldSize));
         var spec = Spec;
         // This Fit's own random state: the process-wide generator is shared by concurrent Fits (README, "Determinism").
         using var generator = new Generator(unchecked((ulong)seed));
@@ -114,15 +118,17 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         {
             // Initialised on the CPU from this Fit's generator (the same weights on every device), then moved once.
             model.to(device);
-            var loop = new TrainingLoop(this, model, columns, seed, channel);
+            var loop = new TrainingLoop(this, model, columns, seed, channel, parallel);
             loop.Run(train, validation);
             channel.Info(MessageSensitivity.None, $"Training finished: {loop.Summary}");
             return new RegNetTransformer(_env, model, columns.LabelType, columns.ClassNames, o.Normalization, o.ImageSize, o.CropFraction,
                 o.ImageColumnName, o.ScoreColumnName, o.PredictedLabelColumnName, loop.RunPath, columns.ImageIsBytes);
         }
-        catch
+        catch (Exception e)
         {
             model.Dispose();
+            // One rank failing would leave the others waiting in a collective forever: end the job with the message.
+            if (parallel is { Size: > 1 }) parallel.Abort(e);
             throw;
         }
     }

@@ -50,7 +50,7 @@ internal static class TrainerConfig
         nameof(RegNetTrainer.Options.ResumeFrom), nameof(RegNetTrainer.Options.ResumeFromPreviousCheckpoint), nameof(RegNetTrainer.Options.StartingWeightsPath),
         nameof(RegNetTrainer.Options.EarlyStopping), nameof(RegNetTrainer.Options.LabelColumnName), nameof(RegNetTrainer.Options.ImageColumnName),
         nameof(RegNetTrainer.Options.ScoreColumnName), nameof(RegNetTrainer.Options.PredictedLabelColumnName),
-        nameof(RegNetTrainer.Options.Seed), nameof(RegNetTrainer.Options.Architecture),
+        nameof(RegNetTrainer.Options.Seed), nameof(RegNetTrainer.Options.Architecture), nameof(RegNetTrainer.Options.DataParallel),
         "HasValidationSet", "torch_threads", "convolution_self_test", "native_allocator",
     };
 

@@ -49,6 +49,13 @@ internal sealed class TrainingSession
 
     public LearningRateSchedule Schedule => _schedule;
 
+    /// <summary>Runs after backward and before weight decay and the optimizer step: data-parallel training averages the
+    /// gradients over the processes here. Null: nothing.</summary>
+    public Action? AfterBackward { get; set; }
+
+    /// <summary>Combines <see cref="Evaluate"/>'s sums over processes before they become metrics (data-parallel). Null: nothing.</summary>
+    public Action<MetricsAccumulator>? ReduceMetrics { get; set; }
+
     /// <summary>Trains <paramref name="batch"/> as the next step of the current epoch. A non-finite loss is returned
     /// before the update (weights unchanged, <see cref="State"/> not advanced) for the caller to report.</summary>
     public StepResult Step(ImageBatch batch)
@@ -68,6 +75,7 @@ internal sealed class TrainingSession
         double lossValue = loss.item<float>();
         if (!double.IsFinite(lossValue)) return new StepResult(lossValue, 0, 0, batch.Count, lr);
         loss.backward();
+        AfterBackward?.Invoke();
         _decay.Apply(lr);
         _optimizer.step();
 
@@ -97,6 +105,7 @@ internal sealed class TrainingSession
             }
         }
         SetTrainMode();
+        ReduceMetrics?.Invoke(acc);
         return acc.ToMetrics(MetricsPhase.Validation, epoch, step, lr);
     }
 
@@ -142,6 +151,14 @@ internal sealed class MetricsAccumulator
     }
 
     public void Add(StepResult step) => Add(step.Loss, step.Top1, step.Top5, step.Images);
+
+    /// <summary>Replaces the sums by <paramref name="reduce"/>'s result on them (data-parallel: the sums over all processes).</summary>
+    public void Reduce(Action<double[]> reduce)
+    {
+        var sums = new[] { _lossSum, _top1, _top5, Images };
+        reduce(sums);
+        (_lossSum, _top1, _top5, Images) = (sums[0], (long)sums[1], (long)sums[2], (long)sums[3]);
+    }
 
     public RegNetTrainingMetrics ToMetrics(MetricsPhase phase, int epoch, long step, double lr) => new(
         phase, epoch, step, Images == 0 ? double.NaN : _lossSum / Images, Images == 0 ? 0 : (double)_top1 / Images,

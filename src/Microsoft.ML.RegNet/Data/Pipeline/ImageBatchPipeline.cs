@@ -164,9 +164,12 @@ internal sealed partial class ImageBatchPipeline
     {
         try
         {
-            var unread = UnreadRows(data, epoch, (long)skipBatches * Options.BatchSize);
+            // Data-parallel: this rank's rows only; the others are neither read nor decoded.
+            var shard = Options.Shard is { } s ? s.Rows(RowSource.CountRows(data), Options.Seed, epoch, Options.Shuffle).ToHashSet() : null;
+            var unread = UnreadRows(data, epoch, (long)skipBatches * Options.BatchSize, shard);
             using var source = new RowSource(data, columns);
-            var rows = source.Rows(unread, token);
+            var rows = source.Rows(shard is null ? unread : row => !shard.Contains(row) || unread(row), token);
+            if (shard is not null) rows = rows.Where(r => shard.Contains(r.Row));
             if (Options.Shuffle) rows = ShuffleBuffer.Shuffle(rows, Options.ShufflePoolSize, ShuffleRandom(epoch));
             foreach (var (index, samples) in Batcher.Batches(rows, Options.BatchSize, skipBatches, Options.DropLast))
             {
@@ -188,12 +191,13 @@ internal sealed partial class ImageBatchPipeline
 
     // Which rows fall in the first skipRows places of the epoch's order. The shuffle order depends only on the row count
     // and (seed, epoch), so it is replayed on row numbers alone and the skipped rows are never read.
-    private Func<long, bool> UnreadRows(IDataView data, int epoch, long skipRows)
+    private Func<long, bool> UnreadRows(IDataView data, int epoch, long skipRows, HashSet<long>? shard = null)
     {
         if (skipRows == 0) return _ => false;
-        if (!Options.Shuffle) return row => row < skipRows;
+        if (!Options.Shuffle && shard is null) return row => row < skipRows;
         var skipped = new HashSet<long>();
-        var order = ShuffleBuffer.Shuffle(RowNumbers(RowSource.CountRows(data)), Options.ShufflePoolSize, ShuffleRandom(epoch));
+        var rows = shard is null ? RowNumbers(RowSource.CountRows(data)) : shard.Order();
+        var order = Options.Shuffle ? ShuffleBuffer.Shuffle(rows, Options.ShufflePoolSize, ShuffleRandom(epoch)) : rows;
         foreach (long row in order)
         {
             if (skipped.Count == skipRows) break;

@@ -76,6 +76,9 @@ internal sealed record ImageBatchPipelineOptions
         };
     }
 
+    /// <summary>Data-parallel training: the rows this rank reads (null: all rows).</summary>
+    internal RowShard? Shard { get; init; }
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
     public void Validate()
     {

@@ -1,0 +1,162 @@
+using System.Diagnostics;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.RegNet.Distributed;
+
+/// <summary>
+/// Horovod's data parallelism for one Fit, over <see cref="MpiWorld"/>: every rank holds the whole model, rank 0's
+/// parameters, buffers and optimizer state are broadcast at the start, each rank trains its own rows, and after every
+/// backward the gradients (packed into one flat float32 buffer) are summed over the ranks and divided by their number,
+/// so every rank takes the same optimizer step. BatchNorm statistics stay per rank between synchronisations and are
+/// broadcast from rank 0 before evaluation and checkpoints. Tensors must be on the CPU and contiguous.
+/// </summary>
+internal sealed class DataParallel : IDisposable
+{
+    private readonly MpiWorld _world;
+    private readonly Stopwatch _communication = new();
+    private Tensor? _flat;
+
+    public DataParallel(MpiWorld world) => _world = world;
+
+    /// <summary>This process's rank.</summary>
+    public int Rank => _world.Rank;
+    /// <summary>The number of ranks.</summary>
+    public int Size => _world.Size;
+    /// <summary>True on rank 0.</summary>
+    public bool IsRoot => _world.IsRoot;
+    /// <summary>The MPI world, for logs and abort.</summary>
+    public MpiWorld World => _world;
+
+    /// <summary>Time spent in gradient allreduces so far.</summary>
+    public TimeSpan GradientCommunication => _communication.Elapsed;
+    /// <summary>Gradient allreduces so far.</summary>
+    public long GradientReductions { get; private set; }
+
+    /// <summary>Decides from <paramref name="mode"/> and the launcher's environment whether this Fit is data-parallel; null when not.</summary>
+    public static DataParallel? Start(DataParallelMode mode) => mode switch
+    {
+        DataParallelMode.Off => null,
+        DataParallelMode.Auto when DataParallelEnvironment.LaunchedWorldSize <= 1 => null,
+        DataParallelMode.Auto or DataParallelMode.Mpi => new DataParallel(MpiWorld.Get()),
+        _ => throw new ArgumentOutOfRangeException(nameof(mode), mode, null),
+    };
+
+    /// <summary>Copies rank 0's values of <paramref name="tensors"/> (parameters, buffers) into every rank's, in place.</summary>
+    public void Broadcast(IEnumerable<Tensor> tensors)
+    {
+        using var _ = no_grad();
+        foreach (var tensor in tensors)
+        {
+            Require(tensor);
+            BroadcastBytes(tensor);
+        }
+    }
+
+    /// <summary>The model's parameters and buffers (state dict order) from rank 0.</summary>
+    public void BroadcastState(nn.Module model) => Broadcast(model.state_dict().Values);
+
+    /// <summary>The model's buffers only (BatchNorm running statistics) from rank 0.</summary>
+    public void BroadcastBuffers(nn.Module model) => Broadcast(model.buffers());
+
+    /// <summary>Rank 0's optimizer state (momentum, Adam moments, step counts) on every rank, through its serialised form.</summary>
+    public void BroadcastOptimizerState(OptimizerHelper optimizer)
+    {
+        byte[]? mine = null;
+        if (IsRoot)
+        {
+            using var memory = new MemoryStream();
+            using (var writer = new BinaryWriter(memory, System.Text.Encoding.UTF8, leaveOpen: true)) optimizer.save_state_dict(writer);
+            mine = memory.ToArray();
+        }
+        var bytes = _world.Broadcast(mine);
+        if (IsRoot) return;
+        using var reader = new BinaryReader(new MemoryStream(bytes));
+        optimizer.load_state_dict(reader);
+    }
+
+    /// <summary>Rank 0's string on every rank.</summary>
+    public string Broadcast(string? rootValue) =>
+        System.Text.Encoding.UTF8.GetString(_world.Broadcast(IsRoot ? System.Text.Encoding.UTF8.GetBytes(rootValue ?? "") : null));
+
+    /// <summary>Replaces every parameter's gradient by its mean over the ranks: the gradients are packed into one flat
+    /// buffer (a missing gradient as zeros), summed in place by one allreduce, divided by the rank count and copied back.</summary>
+    public void AverageGradients(IReadOnlyList<Parameter> parameters)
+    {
+        using var scope = NewDisposeScope();
+        long total = 0;
+        foreach (var p in parameters)
+        {
+            if (p.dtype != ScalarType.Float32 || p.device_type != DeviceType.CPU)
+                throw new NotSupportedException($"Data-parallel training averages float32 CPU gradients; a parameter is {p.dtype} on {p.device_type}.");
+            total += p.numel();
+        }
+        if (_flat is null || _flat.numel() != total)
+        {
+            _flat?.Dispose();
+            _flat = zeros(total, ScalarType.Float32).DetachFromDisposeScope();
+        }
+        using (no_grad())
+        {
+            long offset = 0;
+            foreach (var p in parameters)
+            {
+                long n = p.numel();
+                var slice = _flat.narrow(0, offset, n);
+                if (p.grad is { } g) slice.copy_(g.reshape(-1));
+                else slice.zero_();
+                offset += n;
+            }
+            _communication.Start();
+            _world.AllreduceSum(MpiAddress(_flat), total, MpiElement.Float32);
+            _communication.Stop();
+            GradientReductions++;
+            _flat.div_(Size);
+            offset = 0;
+            foreach (var p in parameters)
+            {
+                long n = p.numel();
+                var slice = _flat.narrow(0, offset, n).view(p.shape);
+                if (p.grad is { } g) g.copy_(slice);
+                else p.grad = slice.clone().DetachFromDisposeScope();
+                offset += n;
+            }
+        }
+    }
+
+    /// <summary>Sums <paramref name="values"/> over the ranks, in place.</summary>
+    public void Sum(double[] values) => _world.AllreduceSum(values.AsSpan());
+
+    /// <summary>Ends the whole job after printing <paramref name="error"/> (every rank's output reaches mpirun's).</summary>
+    public void Abort(Exception error)
+    {
+        Console.Out.Flush();
+        Console.Error.WriteLine($"RegNetML data-parallel training failed on rank {Rank} of {Size}; aborting every rank (MPI_Abort). " +
+                                $"{error.GetType().Name}: {error.Message}");
+        Console.Error.Flush();
+        _world.Abort(1);
+    }
+
+    public void Dispose()
+    {
+        _flat?.Dispose();
+        _flat = null;
+    }
+
+    private void BroadcastBytes(Tensor tensor) => _world.Broadcast(MpiAddress(tensor), tensor.numel() * tensor.element_size());
+
+    private static unsafe nint MpiAddress(Tensor tensor)
+    {
+        Require(tensor);
+        var bytes = tensor.bytes;
+        fixed (byte* p = bytes) return (nint)p; // libtorch's own storage: not moved by the GC.
+    }
+
+    private static void Require(Tensor tensor)
+    {
+        if (tensor.device_type != DeviceType.CPU || !tensor.is_contiguous())
+            throw new NotSupportedException("Data-parallel training moves contiguous CPU tensors; a tensor is " +
+                                            (tensor.device_type != DeviceType.CPU ? $"on {tensor.device_type}." : "not contiguous."));
+    }
+}

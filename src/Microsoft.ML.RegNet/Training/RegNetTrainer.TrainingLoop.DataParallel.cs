@@ -1,0 +1,45 @@
+using System.Text.Json;
+using Microsoft.ML.RegNet.Data.Pipeline;
+using Microsoft.ML.RegNet.Modules;
+using Microsoft.ML.Runtime;
+using Microsoft.ML.RegNet.Training;
+using TorchSharp.Modules;
+
+namespace Microsoft.ML.RegNet;
+
+public sealed partial class RegNetTrainer
+{
+    // Data-parallel training (docs/data_parallel.md): what the loop does differently when it runs on several MPI ranks.
+    private sealed partial class TrainingLoop
+    {
+        private static readonly JsonSerializerOptions StateJson = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+
+        // Rank 0 logs, writes the run folder and checkpoints; without data parallelism this process is rank 0.
+        private bool IsRoot => _parallel?.IsRoot ?? true;
+
+        private RowShard? Shard(bool pad) => _parallel is { } p ? new RowShard(p.Rank, p.Size, pad) : null;
+
+        // Rank 0's weights, buffers, optimizer state, padding and position in training (new or resumed) on every rank.
+        private TrainingState SynchronizeStart(TrainingState state, OptimizerHelper optimizer)
+        {
+            var parallel = _parallel!;
+            string start = parallel.Broadcast(IsRoot ? JsonSerializer.Serialize(new StartMessage(state, _model.Padding.ToString()), StateJson) : null);
+            var message = JsonSerializer.Deserialize<StartMessage>(start, StateJson)!;
+            _model.Padding = Enum.Parse<PaddingStyle>(message.Padding);
+            parallel.BroadcastState(_model);
+            parallel.BroadcastOptimizerState(optimizer);
+            if (IsRoot)
+                _channel.Info(MessageSensitivity.None, $"Data-parallel training over {parallel.Size} ranks ({parallel.World.Description}): " +
+                    $"{_stepsPerEpoch} steps per epoch of {_o.BatchSize} images per rank; rank 0's weights and optimizer state broadcast.");
+            return message.State;
+        }
+
+        // Training metrics over all ranks (each rank saw its own rows).
+        private void Globalize(MetricsAccumulator accumulator)
+        {
+            if (_parallel is { } p) accumulator.Reduce(p.Sum);
+        }
+
+        private sealed record StartMessage(TrainingState State, string Padding);
+    }
+}
