@@ -107,6 +107,9 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         var device = ComputeDevice.Resolve(o.Device, MLNetInternals.GpuDeviceId(_env), MLNetInternals.FallbackToCpu(_env),
             warning => channel.Warning(MessageSensitivity.None, warning));
         using var parallel = DataParallel.Start(o.DataParallel);
+        if (parallel is { Size: > 1 } && device.type != DeviceType.CPU)
+            throw new NotSupportedException(
+                $"Data-parallel training runs on the CPU only (MPI reduces host memory); this Fit asks for {device}. Set Device = \"cpu\" or DataParallel = Off.");
         if (o.NumberOfThreads is { } threads) torch.set_num_threads(threads);
         // Ranks sharing a machine share its cores.
         else if (parallel is { Size: > 1 }) torch.set_num_threads(Math.Max(1, Environment.ProcessorCount / DataParallelEnvironment.LocalWorldSize));

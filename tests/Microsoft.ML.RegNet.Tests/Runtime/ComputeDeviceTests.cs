@@ -67,6 +67,7 @@ public sealed class ComputeDeviceTests
             ["Weights/Formats/"] = "file readers fill host tensors that are copied into the model's parameters on its device",
             ["Data/Pipeline/ImageBatchPipeline.Workers.cs"] = "batches are assembled in host memory; the training session and the scorer move them",
             ["Runtime/"] = "loading libtorch and probing the CPU's convolution kernels concern the CPU itself",
+            ["Distributed/"] = "MPI reduces host memory; data-parallel training is refused at Fit for any device but the CPU",
         };
         var factory = new Regex(@"\b(tensor|zeros|ones|empty|arange|full|from_array|randn|rand|randint|randperm|eye|linspace|as_tensor)\(");
         var hardCoded = new Regex(@"torch\.CPU\b|new Device\(DeviceType\.CPU|device: CPU\b|\.to\(CPU\)|""cpu""");
