@@ -189,35 +189,18 @@ public sealed class TransformTests
     private sealed record Fixtures(EvalCase[] eval_cases);
 
     [TestMethod]
-    public void CentredCropPlanResampledBilinearlyMatchesTorchvisionReference()
+    public void CentredCropPlanMatchesTorchvisionGeometry()
     {
-        // The inception crop's fallback: the evaluation geometry resampled like the training crops (BilinearResize).
-        // Reference: tests/fixtures/augmentation/generate_eval_crop_fixture.py (torchvision 0.14 tensor resize,
-        // antialias=False, then a ceil-offset centre crop). Tolerance: at most 1 grey level (float rounding at .5
-        // boundaries), and at least 98% of the values identical. (The evaluation transform itself resamples with
-        // ML.NET's resizer; SavedModelParityTests checks it against ML.NET's ResizeImages.)
+        // The geometry the inception crop's fallback reports (resized sides, ceil-centred window), against
+        // tests/fixtures/augmentation/generate_eval_crop_fixture.py (torchvision 0.14's resize and centre crop). The pixels
+        // of the fallback are the evaluation transform's own (SavedModelParityTests checks those against ML.NET).
         var fixtures = JsonSerializer.Deserialize<Fixtures>(File.ReadAllText(TestImages.Fixture("fixtures.json")))!;
         Assert.HasCount(3, fixtures.eval_cases);
         foreach (var c in fixtures.eval_cases)
         {
-            var image = ImageDecoder.DecodeFile(TestImages.Fixture($"eval_{c.name}.png"));
-            Assert.AreEqual(c.width, image.Width);
-            var crop = new EvaluationCrop(c.size, c.crop_fraction);
-            var plan = crop.Plan(image.Width, image.Height);
+            var plan = new EvaluationCrop(c.size, c.crop_fraction).Plan(c.width, c.height);
             Assert.AreEqual((c.resized_width, c.resized_height, c.offset_x, c.offset_y),
                 (plan.ResizedWidth, plan.ResizedHeight, plan.WindowX, plan.WindowY), c.name);
-            var actual = BilinearResize.Apply(image, plan).Pixels.ToArray();
-            var expected = File.ReadAllBytes(TestImages.Fixture($"eval_{c.name}.expected.rgb"));
-            Assert.HasCount(expected.Length, actual);
-            int maxDiff = 0, exact = 0;
-            for (int i = 0; i < expected.Length; i++)
-            {
-                int d = Math.Abs(expected[i] - actual[i]);
-                maxDiff = Math.Max(maxDiff, d);
-                if (d == 0) exact++;
-            }
-            Assert.IsLessThanOrEqualTo(1, maxDiff, $"{c.name}: max difference");
-            Assert.IsGreaterThanOrEqualTo(0.98 * expected.Length, (double)exact, $"{c.name}: exact values");
         }
     }
 
@@ -256,16 +239,6 @@ public sealed class TransformTests
             if (d == 0) exact++;
         }
         Assert.AreEqual(0, maxDiff, $"max difference ({exact} of {expected.Length} values identical)");
-    }
-
-    [TestMethod]
-    public void ResizeToTheSameSizeIsIdentityAndConstantsStayConstant()
-    {
-        var img = TestImages.Pattern(17, 9);
-        CollectionAssert.AreEqual(img.Pixels.ToArray(), BilinearResize.Resize(img, 17, 9).Pixels.ToArray());
-        var flat = new RgbImage(7, 5);
-        flat.Pixels.Fill(77);
-        Assert.IsTrue(BilinearResize.Resize(flat, 23, 3).Pixels.ToArray().All(b => b == 77));
     }
 
     [TestMethod]
