@@ -80,7 +80,7 @@ public sealed class SavedModelParityTests
     private static RegNetTrainer.Options Options(int imageSize, double cropFraction) => new()
     {
         Spec = RegNetSpec.Create(depth: 4, w0: 8, wa: 8, wm: 2, groupWidth: 8, name: "tiny"), ImageSize = imageSize,
-        CropFraction = cropFraction, BatchSize = 8, MaxEpochs = 4, LearningRate = 3e-3, Seed = 3, WorkerThreads = 2,
+        CropFraction = cropFraction, BatchSize = 8, MaxEpochs = 6, LearningRate = 3e-3, Seed = 3, WorkerThreads = 2,
     };
 
     private static (MLContext Ml, IDataView View, ITransformer Model) Fit(RegNetTrainer.Options options, bool rawBytes)
