@@ -12,6 +12,9 @@ namespace Microsoft.ML.RegNet.Tests.Distributed;
 [TestClass]
 public sealed class MultiRankTests
 {
+    private static string RepoRoot => typeof(MultiRankTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+        .Single(a => a.Key == "RepoRoot").Value!;
+
     private static string HostPath => typeof(MultiRankTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
         .Single(a => a.Key == "DataParallelHost").Value!;
 
@@ -51,6 +54,42 @@ public sealed class MultiRankTests
             Console.WriteLine($"negative control {control}: {d:E2} from the reference");
             Assert.IsGreaterThan(1e-3, d, $"{control} must make the comparison fail, but it is only {d:E2} from the reference");
         }
+    }
+
+    [TestMethod]
+    public void TwoRanksOnTwoHostsOverTcpTrainAsOneProcess()
+    {
+        // Multi-node without a second machine: tests/multihost/two_namespaces.sh puts each rank in its own network
+        // namespace (a veth pair between them), Open MPI starts the remote one through an `ip netns exec` rsh agent, and
+        // the ranks talk TCP only (no shared memory), as on two machines.
+        if (FindMpirun() is null) Assert.Inconclusive("mpirun is not installed (Debian: apt-get install openmpi-bin).");
+        if (!Environment.IsPrivilegedProcess) Assert.Inconclusive("Creating network namespaces needs root.");
+        string script = Path.Combine(RepoRoot, "tests", "multihost", "two_namespaces.sh");
+        var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { script, HostPath, Path.Combine(_root, "two-hosts") }) start.ArgumentList.Add(arg);
+        using var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        string stdout = process.StandardOutput.ReadToEnd();
+        if (!process.WaitForExit(240_000))
+        {
+            process.Kill(entireProcessTree: true);
+            Assert.Fail("two_namespaces.sh did not finish in 4 minutes");
+        }
+        var result = new Result(process.ExitCode, stdout, stderr.Result);
+        if (result.ExitCode != 0 && (result.Stderr.Contains("Operation not permitted") || result.Stderr.Contains("command not found")))
+            Assert.Inconclusive($"This machine cannot make network namespaces: {result}");
+        Assert.AreEqual(0, result.ExitCode, result.ToString());
+        StringAssert.Contains(result.Stdout, "rank 0 in rgn1-", "rank 0 must run in the first namespace");
+        StringAssert.Contains(result.Stdout, "rank 1 in rgn2-", "rank 1 must run in the second namespace");
+
+        string prefix = Path.Combine(_root, "two-hosts");
+        CollectionAssert.AreEqual(File.ReadAllBytes(Path.Combine(prefix, "dp.rank0")), File.ReadAllBytes(Path.Combine(prefix, "dp.rank1")),
+            "both hosts must hold bitwise identical parameters and gradients");
+        var (refParams, refGrads) = Read(Path.Combine(prefix, "ref.rank0"));
+        var (p, g) = Read(Path.Combine(prefix, "dp.rank0"));
+        double dParams = MaxAbsDifference(refParams, p), dGrads = MaxAbsDifference(refGrads, g);
+        Console.WriteLine($"two namespaces over TCP: parameters {dParams:E2}, gradients {dGrads:E2} from one process");
+        Assert.IsTrue(dParams <= 1e-6 && dGrads <= 1e-6, $"parameters {dParams:E2}, gradients {dGrads:E2} from the single-process reference (limit 1e-6)");
     }
 
     [TestMethod]
