@@ -14,7 +14,7 @@ int rank = DataParallelEnvironment.Rank, ranks = DataParallelEnvironment.Launche
 
 // Each rank writes the embedded images to its own folder (on several machines each has its local copy).
 string imageFolder = Path.Combine(workspace, $"images-rank{rank}");
-var (train, test) = WriteImageFolders(Path.Combine(AppContext.BaseDirectory, "data", "fashion-mnist-subset.bin.gz"), imageFolder);
+var (train, test) = FashionMnistFiles.WriteImageFolders(Path.Combine(AppContext.BaseDirectory, "data", "fashion-mnist-subset.bin.gz"), imageFolder);
 if (rank == 0) Console.WriteLine($"{ranks} rank(s); {train.Count} training and {test.Count} test images");
 
 var ml = new MLContext(seed: 1);
@@ -52,26 +52,8 @@ if (rank == 0)
     var metrics = ml.MulticlassClassification.Evaluate(model.Transform(ml.Data.LoadFromEnumerable(test)));
     Console.WriteLine($"Test top-1 {metrics.MicroAccuracy:P1}, log-loss {metrics.LogLoss:F3} on {test.Count} images");
     string modelPath = Path.Combine(workspace, "model.zip");
-    ml.Model.Save(model, trainView.Schema, modelPath);
+    ml.Model.SaveAtomically(model, trainView.Schema, modelPath);
     Console.WriteLine($"Saved to {modelPath}");
 }
 return 0;
 
-static (List<ImageRow> Train, List<ImageRow> Test) WriteImageFolders(string subset, string folder)
-{
-    var (train, test) = FashionMnistFiles.ReadSubset(subset);
-    List<ImageRow> Write(List<(int Label, byte[] Pixels)> images, string part) => images.Select((image, i) =>
-    {
-        string label = FashionMnistFiles.ClassNames[image.Label];
-        string relative = Path.Combine(part, label, $"{i:D5}.png");
-        FashionMnistFiles.WritePng(image.Pixels, Path.Combine(folder, relative));
-        return new ImageRow { ImagePath = relative, Label = label };
-    }).ToList();
-    return (Write(train, "train"), Write(test, "test"));
-}
-
-public sealed class ImageRow
-{
-    public string ImagePath { get; set; } = "";
-    public string Label { get; set; } = "";
-}

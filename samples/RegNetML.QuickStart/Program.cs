@@ -13,7 +13,7 @@ foreach (var spec in RegNetSpec.All)
     Console.WriteLine($"{spec.Name,-11} {string.Join(' ', spec.StageDepths),-14} {string.Join(' ', spec.StageWidths),-22} {spec.ParameterCount(),12:N0} {spec.Flops() / 1e9,7:F2}");
 
 string imageFolder = Path.Combine(workspace, "images");
-var (train, test) = WriteImageFolders(Path.Combine(AppContext.BaseDirectory, "data", "fashion-mnist-subset.bin.gz"), imageFolder);
+var (train, test) = FashionMnistFiles.WriteImageFolders(Path.Combine(AppContext.BaseDirectory, "data", "fashion-mnist-subset.bin.gz"), imageFolder);
 Console.WriteLine($"\n{train.Count} training and {test.Count} test images under {imageFolder}");
 
 var ml = new MLContext(seed: 1);
@@ -66,25 +66,6 @@ var first = engine.Predict(test[0]);
 Console.WriteLine($"Saved to {modelPath}; reloaded model says {test[0].ImagePath} is a {first.PredictedClass} (true: {test[0].Label}).");
 Console.WriteLine("Score image files in a fresh process that needs neither TorchSharp nor this library:");
 Console.WriteLine($"  dotnet run -c Release --project samples/RegNetML.Scoring -- \"{modelPath}\" \"{Path.Combine(imageFolder, test[0].ImagePath)}\" \"{Path.Combine(imageFolder, test[1].ImagePath)}\"");
-
-static (List<ImageRow> Train, List<ImageRow> Test) WriteImageFolders(string subset, string folder)
-{
-    var (train, test) = FashionMnistFiles.ReadSubset(subset);
-    List<ImageRow> Write(List<(int Label, byte[] Pixels)> images, string part) => images.Select((image, i) =>
-    {
-        string label = FashionMnistFiles.ClassNames[image.Label];
-        string relative = Path.Combine(part, label, $"{i:D5}.png");
-        FashionMnistFiles.WritePng(image.Pixels, Path.Combine(folder, relative));
-        return new ImageRow { ImagePath = relative, Label = label };
-    }).ToList();
-    return (Write(train, "train"), Write(test, "test"));
-}
-
-public sealed class ImageRow
-{
-    public string ImagePath { get; set; } = "";
-    public string Label { get; set; } = "";
-}
 
 public sealed class Prediction
 {

@@ -33,6 +33,21 @@ internal static class FashionMnistFiles
         return result;
     }
 
+    /// <summary>Writes the subset as <c>train/&lt;class&gt;/NNNNN.png</c> and <c>test/…</c> under <paramref name="folder"/>;
+    /// the rows name each file relative to the folder.</summary>
+    public static (List<ImageRow> Train, List<ImageRow> Test) WriteImageFolders(string subset, string folder)
+    {
+        var (train, test) = ReadSubset(subset);
+        List<ImageRow> Write(List<(int Label, byte[] Pixels)> images, string part) => images.Select((image, i) =>
+        {
+            string label = ClassNames[image.Label];
+            string relative = Path.Combine(part, label, $"{i:D5}.png");
+            WritePng(image.Pixels, Path.Combine(folder, relative));
+            return new ImageRow { ImagePath = relative, Label = label };
+        }).ToList();
+        return (Write(train, "train"), Write(test, "test"));
+    }
+
     /// <summary>Writes a 28×28 grayscale PNG unless the file exists already.</summary>
     public static void WritePng(byte[] pixels, string path)
     {
@@ -44,4 +59,11 @@ internal static class FashionMnistFiles
         using var file = File.Create(path);
         png.SaveTo(file);
     }
+}
+
+/// <summary>An image file and its class, as the samples load them.</summary>
+public sealed class ImageRow
+{
+    public string ImagePath { get; set; } = "";
+    public string Label { get; set; } = "";
 }

@@ -39,12 +39,14 @@ public sealed class RegNetTransformer : ITransformer, IDisposable
         RunPath = runPath;
         ImageIsBytes = imageIsBytes;
         Crop = new EvaluationCrop(Preprocessing);
+        _device = Model.parameters().First().device;
         Model.eval();
         // Exported now, while the weights are certainly alive, so that saving cannot fail half-way through a file.
         _scoringOnnx = RegNetOnnxScoring.ExportForScoring(Model, Preprocessing, ClassNames);
     }
 
     private readonly byte[] _scoringOnnx;
+    private readonly Device _device; // where the model lives; scoring moves inputs there (per batch and per row)
 
     /// <summary>The trained network (owned by this transformer).</summary>
     public RegNetModel Model { get; }
@@ -156,8 +158,7 @@ public sealed class RegNetTransformer : ITransformer, IDisposable
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         Model.eval();
-        var device = Model.parameters().First().device;
-        var input = device.type == TorchSharp.DeviceType.CPU ? images : images.to(device);
+        var input = _device.type == TorchSharp.DeviceType.CPU ? images : images.to(_device);
         return nn.functional.softmax(Model.call(input), 1).cpu().contiguous().data<float>().ToArray();
     }
 
@@ -166,7 +167,7 @@ public sealed class RegNetTransformer : ITransformer, IDisposable
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        using var input = tensor(chw, new long[] { 1, 3, Preprocessing.ImageSize, Preprocessing.ImageSize }, device: Model.parameters().First().device);
+        using var input = tensor(chw, new long[] { 1, 3, Preprocessing.ImageSize, Preprocessing.ImageSize }, device: _device);
         return nn.functional.softmax(Model.call(input), 1).cpu().contiguous().data<float>().ToArray();
     }
 

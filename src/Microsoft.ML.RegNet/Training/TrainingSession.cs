@@ -27,6 +27,7 @@ internal sealed class TrainingSession
     private readonly BatchMixer _mixer;
     private readonly int _seed;
     private readonly IReadOnlyList<nn.Module> _frozen;
+    private readonly Device _device;
 
     public TrainingSession(RegNetModel model, OptimizerHelper optimizer, WeightDecay decay, LearningRateSchedule schedule, BatchMixer mixer,
         int seed, IReadOnlyList<nn.Module> frozen, TrainingState state)
@@ -41,8 +42,6 @@ internal sealed class TrainingSession
         _device = model.parameters().First().device;
         State = state;
     }
-
-    private readonly Device _device;
 
     /// <summary>Where training stands; <see cref="Step"/> advances it, the caller moves it to the next epoch.</summary>
     public TrainingState State { get; set; }
