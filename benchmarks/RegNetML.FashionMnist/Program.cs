@@ -5,6 +5,9 @@
 // LoadImages at that size and crop (default 64 and 0.875, so every image is upscaled), saves, loads in a fresh MLContext
 // and compares labels and probabilities on the first 1,000 test images (Transform and PredictionEngine).
 // With --transform-throughput it times bulk RegNetTransformer.Transform (X002, 64 px) over 2,000 test images.
+// Data-parallel (docs/data_parallel.md): mpirun -np 2 dotnet RegNetML.FashionMnist.dll 3 FOLDER --batch-size 64 --threads 1
+// keeps the recipe's global batch of 128; only rank 0 prints and evaluates. Write the PNG files first with one process
+// (any run without mpirun): files that exist are kept, but two ranks writing the same new file would race.
 using Microsoft.ML;
 using Microsoft.ML.RegNet;
 
@@ -21,23 +24,27 @@ if (!File.Exists(Path.Combine(Source, "train-images-idx3-ubyte.gz")))
     return 2;
 }
 
+int batchSize = OptionValue("--batch-size") is { } batch ? int.Parse(batch) : 128;
+int threads = OptionValue("--threads") is { } t ? int.Parse(t) : 2;
+bool root = DataParallelEnvironment.IsRoot;
 var prepare = System.Diagnostics.Stopwatch.StartNew();
 var train = WriteFolder("train", Path.Combine(folder, "train"));
 var test = WriteFolder("t10k", Path.Combine(folder, "test"));
 if (args.Contains("--transform-throughput")) return TransformThroughput.Run(folder, train, test, 2000);
 if (parity) return SavedModelParity.Run(folder, train, test, epochs, imageSize, cropFraction,
     OptionValue("--train-images") is { } n ? int.Parse(n) : 10_000);
-Console.WriteLine($"{train.Count} train / {test.Count} test PNG files ready in {prepare.Elapsed.TotalSeconds:F0} s (not counted below)");
+if (root) Console.WriteLine($"{train.Count} train / {test.Count} test PNG files ready in {prepare.Elapsed.TotalSeconds:F0} s (not counted below)");
 
 var clock = System.Diagnostics.Stopwatch.StartNew();
 var ml = new MLContext(seed: 1);
+if (root) ml.Log += (_, e) => { if (e.Message.Contains("Data-parallel over")) Console.WriteLine(e.Message); };
 var options = new RegNetTrainer.Options
 {
-    Architecture = "X002", ImageSize = 64, BatchSize = 128, MaxEpochs = epochs,
+    Architecture = "X002", ImageSize = 64, BatchSize = batchSize, MaxEpochs = epochs,
     LearningRate = 1e-3, WeightDecay = 5e-5, WeightDecaySemantics = WeightDecaySemantics.Decoupled,
     WarmupEpochs = 1, WarmupFactor = 0.1, Schedule = LearningRateScheduleKind.HalfCosine, ScheduleGranularity = ScheduleGranularity.PerStep,
     Augmentation = AugmentationOptions.Training(areaFactor: 1.0) with { MinAspectRatio = 1, MaxAspectRatio = 1, LightingStd = 0 },
-    Normalization = ImageNormalization.Uniform(0.286f, 0.353f), CropFraction = 1.0, NumberOfThreads = 2, WorkerThreads = 1,
+    Normalization = ImageNormalization.Uniform(0.286f, 0.353f), CropFraction = 1.0, NumberOfThreads = threads, WorkerThreads = 1,
     LogEveryNSteps = 100, MetricsCallback = m => Console.WriteLine($"{clock.Elapsed.TotalSeconds,6:F0} s  {m}"),
 };
 IEstimator<ITransformer> load = loadImages
@@ -46,9 +53,10 @@ IEstimator<ITransformer> load = loadImages
 var pipeline = ml.Transforms.Conversion.MapValueToKey("Label").Append(load).Append(ml.MulticlassClassification.Trainers.RegNet(options));
 var model = pipeline.Fit(ml.Data.LoadFromEnumerable(train));
 double trainSeconds = clock.Elapsed.TotalSeconds;
+if (!root) return 0;
 var metrics = ml.MulticlassClassification.Evaluate(model.Transform(ml.Data.LoadFromEnumerable(test)));
 Console.WriteLine($"RegNetML ({TorchRuntime.ConvolutionSelfTest}; {TorchRuntime.NativeAllocator}): test top-1 {metrics.MicroAccuracy:F4}, " +
-                  $"wall time {clock.Elapsed.TotalSeconds:F0} s (training {trainSeconds:F0} s)");
+                  $"wall time {clock.Elapsed.TotalSeconds:F0} s (training {trainSeconds:F0} s; {DataParallelEnvironment.LaunchedWorldSize} process(es) x batch {batchSize} x {threads} thread(s))");
 return 0;
 
 string? OptionValue(string name) => Array.IndexOf(args, name) is int i and >= 0 && i + 1 < args.Length ? args[i + 1] : null;
