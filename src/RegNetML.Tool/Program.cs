@@ -1,0 +1,4 @@
+using RegNetML.Tool;
+using Spectre.Console;
+
+return RegNetApp.Run(args, AnsiConsole.Console);
