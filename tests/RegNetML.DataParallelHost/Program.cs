@@ -8,14 +8,16 @@ using Microsoft.ML.RegNet.Training;
 using static TorchSharp.torch;
 
 // Usage:
-//   session <output prefix> [--batch B] [--steps N] [--off] [--no-broadcast] [--no-allreduce] [--same-shard]
-//     Drives TrainingSession as the trainer does: a tiny RegNet (BatchNorm in eval mode) whose initial weights differ per
+//   session <output prefix> [--batch B] [--steps N] [--off] [--no-broadcast] [--no-allreduce] [--same-shard] [--train-mode [--no-sync]]
+//     Drives TrainingSession as the trainer does: a tiny RegNet (BatchNorm in eval mode; with --train-mode in training mode,
+//     normalised by SyncBatchNorm across the ranks unless --no-sync, the negative control) whose initial weights differ per
 //     rank, SGD with momentum and weight decay, N steps; each step's global batch is 2B random 32×32 images of which every
 //     rank takes its RowShard. --off: no MPI at all, one process on the whole global batch (the reference). The negative
 //     controls leave out one piece. Writes <prefix>.rank<r>: every parameter, then every gradient, float32.
 //   fit <image folder> <workspace> <output prefix> [resume path]
 //     RegNetTrainer.Fit with DataParallel = Auto on the folder's PNGs (label = name up to '_'); writes <prefix>.rank<r> (the
-//     final state dict). REGNET_KILL=<rank>:<n> SIGKILLs that rank at its n-th training step.
+//     final state dict). REGNET_KILL=<rank>:<n> SIGKILLs that rank at its n-th training step; REGNET_SYNC_BN=1 turns
+//     SyncBatchNorm on.
 //   probe
 //     Rank, size, a sum and an MPI error as an exception (used to check MPICH's handle table).
 //   bench [architecture]
@@ -47,6 +49,7 @@ static int Session(string[] args)
 {
     string output = args[0];
     int batch = Option(args, "--batch", 4), steps = Option(args, "--steps", 5);
+    bool trainMode = args.Contains("--train-mode"), noSync = args.Contains("--no-sync");
     bool off = args.Contains("--off"), noBroadcast = args.Contains("--no-broadcast"), noAllreduce = args.Contains("--no-allreduce"), sameShard = args.Contains("--same-shard");
     set_num_threads(1);
     var parallel = off ? null : new DataParallel(MpiWorld.Get());
@@ -57,7 +60,10 @@ static int Session(string[] args)
     // Different initial weights on every rank: only the broadcast makes them equal (rank 0's are the reference's).
     using var generator = new Generator((ulong)(100 + rank));
     using var model = new RegNetModel(spec, classes, zeroInitLastBatchNorm: false, generator);
-    model.eval(); // BatchNorm in eval mode: the step of 2 ranks × B equals one of 1 × 2B.
+    // BatchNorm in eval mode, or in training mode with statistics over every rank's images: either way the step of
+    // 2 ranks × B equals one of 1 × 2B.
+    if (trainMode) model.train(); else model.eval();
+    if (trainMode && parallel is not null && !noSync) model.SetTrainingNormalization(new SyncBatchNorm(parallel.World).Forward);
     var parameters = model.parameters().ToList();
     using var optimizer = optim.SGD(parameters, 0.05, momentum: 0.9);
     var session = new TrainingSession(model, optimizer, new WeightDecay(parameters, 5e-5, WeightDecaySemantics.CoupledL2),
@@ -113,6 +119,7 @@ static int Fit(string[] args)
     var rows = Directory.GetFiles(images, "*.png").Order(StringComparer.Ordinal)
         .Select(f => new Row { ImagePath = f, Label = Path.GetFileName(f).Split('_')[0] }).ToList();
     var ml = new MLContext(seed: 1);
+    ml.Log += (_, e) => { if (e.Message.Contains("Data-parallel over", StringComparison.Ordinal)) Console.WriteLine($"rank {rank}: {e.Message}"); };
     var data = ml.Data.LoadFromEnumerable(rows);
     var keyed = ml.Transforms.Conversion.MapValueToKey("Label").Append(ml.Transforms.LoadRawImageBytes("Image", null, nameof(Row.ImagePath))).Fit(data).Transform(data);
     var options = new RegNetTrainer.Options
@@ -120,6 +127,7 @@ static int Fit(string[] args)
         Spec = RegNetSpec.Create(depth: 4, w0: 8, wa: 8, wm: 2, groupWidth: 8, name: "dp-tiny"), ImageSize = 32, BatchSize = 4, MaxEpochs = 3,
         LearningRate = 2e-3, Seed = 7, WorkerThreads = 1, LogEveryNSteps = 1, CheckpointEveryNSteps = 2, WorkspacePath = workspace,
         ResumeFrom = resume, ValidationSet = keyed, DataParallel = DataParallelMode.Auto,
+        SyncBatchNorm = Environment.GetEnvironmentVariable("REGNET_SYNC_BN") == "1",
         MetricsCallback = m => Console.WriteLine($"rank {rank}: {m}"),
     };
     using var model = ml.MulticlassClassification.Trainers.RegNet(options).Fit(keyed);

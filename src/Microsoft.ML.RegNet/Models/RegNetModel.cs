@@ -141,6 +141,12 @@ public sealed class RegNetModel : nn.Module<Tensor, Tensor>, IOnnxExportable
                 $"got shape [{string.Join(", ", input.shape)}].", nameof(input));
     }
 
+    /// <summary>Normalisation every ConvNorm uses in training mode instead of its own batch statistics (null: its own).</summary>
+    internal void SetTrainingNormalization(Func<Tensor, BatchNorm2d, Tensor>? normalize)
+    {
+        foreach (var conv in AllConvNorms()) conv.TrainingNormalization = normalize;
+    }
+
     internal IEnumerable<ConvNorm> AllConvNorms()
     {
         yield return _stem;

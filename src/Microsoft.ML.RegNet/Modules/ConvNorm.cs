@@ -45,6 +45,10 @@ internal sealed class ConvNorm : nn.Module<Tensor, Tensor>, IOnnxExportable
     /// <summary>Padding of this convolution; only strided 3×3 convolutions differ between the styles.</summary>
     public PaddingStyle Padding { get; set; } = PaddingStyle.Symmetric;
 
+    /// <summary>When set, normalises in training mode instead of the layer's own batch statistics (data-parallel
+    /// SyncBatchNorm: statistics of every rank's images); evaluation always uses the running statistics.</summary>
+    internal Func<Tensor, BatchNorm2d, Tensor>? TrainingNormalization { get; set; }
+
     private bool UsesTensorFlowSame => Padding == PaddingStyle.TensorFlowSame && _stride > 1 && _kernel > 1;
 
     public override Tensor forward(Tensor input)
@@ -62,7 +66,7 @@ internal sealed class ConvNorm : nn.Module<Tensor, Tensor>, IOnnxExportable
         {
             y = _conv.call(input); // the layer pads kernel / 2 itself, as PadsFor says
         }
-        y = _bn.call(y);
+        y = training && TrainingNormalization is { } normalize ? normalize(y, _bn) : _bn.call(y);
         if (_activate) y = nn.functional.relu(y, inplace: true);
         return y.MoveToOuterDisposeScope();
     }

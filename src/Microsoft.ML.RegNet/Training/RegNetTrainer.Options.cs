@@ -149,6 +149,11 @@ public sealed partial class RegNetTrainer
         /// <see cref="MetricsCallback"/> and writes the run folder; <see cref="NumberOfThreads"/> defaults to the cores divided
         /// by the ranks on the machine, and <see cref="LearningRateReferenceBatchSize"/> scales with BatchSize × ranks.</summary>
         public DataParallelMode DataParallel = DataParallelMode.Auto;
+        /// <summary>Data-parallel only: BatchNorm layers in training mode normalise with the statistics of the whole global batch
+        /// (every rank's images; one small allreduce per layer in the forward and one in the backward pass) instead of each rank's
+        /// own, as PyTorch's SyncBatchNorm does, so that N ranks × <see cref="BatchSize"/> train like one process with N ×
+        /// BatchSize. Worth it when the per-rank batch is small; it costs two latency-bound allreduces per BatchNorm layer.</summary>
+        public bool SyncBatchNorm;
         /// <summary>Threads that decode and augment images while the model trains.</summary>
         public int WorkerThreads = Math.Max(1, Environment.ProcessorCount);
 

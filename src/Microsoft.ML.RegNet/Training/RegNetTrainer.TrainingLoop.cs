@@ -27,6 +27,7 @@ public sealed partial class RegNetTrainer
         private RegNetTrainingMetrics? _lastValidation;
         private string _stopReason = "completed";
         private readonly DataParallel? _parallel;
+        private SyncBatchNorm? _syncBatchNorm;
 
         public TrainingLoop(RegNetTrainer trainer, RegNetModel model, InputColumns columns, int seed, IChannel channel, DataParallel? parallel = null)
         {
@@ -72,10 +73,12 @@ public sealed partial class RegNetTrainer
             {
                 RunEpochs(train, validation, session, schedule, trainPipeline, evalPipeline);
                 if (_parallel is { GradientReductions: > 0 } p)
-                    _channel.Info(MessageSensitivity.None, $"Data-parallel over {p.Size} ranks: gradient allreduce {p.GradientCommunication.TotalMilliseconds / p.GradientReductions:F2} ms per step on average.");
+                    _channel.Info(MessageSensitivity.None, $"Data-parallel over {p.Size} ranks: gradient allreduce {p.GradientCommunication.TotalMilliseconds / p.GradientReductions:F2} ms per step on average" +
+                        (_syncBatchNorm is { } sync ? $", SyncBatchNorm statistics {sync.Communication.TotalMilliseconds / p.GradientReductions:F2} ms per step." : "."));
             }
             finally
             {
+                _model.SetTrainingNormalization(null); // the returned model normalises on its own
                 _run?.Dispose();
                 if (trainPipeline.BadImagesSkipped > 0)
                     _channel.Warning(MessageSensitivity.None, $"{trainPipeline.BadImagesSkipped} training images were unreadable or could not be decoded and were skipped: {trainPipeline.DescribeBadRows()}");
@@ -111,6 +114,11 @@ public sealed partial class RegNetTrainer
                 var trainable = _model.parameters().Where(p => p.requires_grad).ToList();
                 session.AfterBackward = () => parallel.AverageGradients(trainable);
                 session.ReduceMetrics = acc => acc.Reduce(parallel.Sum);
+                if (_o.SyncBatchNorm)
+                {
+                    _syncBatchNorm = new SyncBatchNorm(parallel.World);
+                    _model.SetTrainingNormalization(_syncBatchNorm.Forward);
+                }
             }
             return (session, schedule);
         }

@@ -57,6 +57,32 @@ public sealed class MultiRankTests
     }
 
     [TestMethod]
+    public void WithSyncBatchNormTwoRanksInTrainingModeTrainAsOneProcessAndWithoutItTheyDoNot()
+    {
+        // BatchNorm in training mode: each layer's batch statistics are those of the whole global batch only when the
+        // ranks share them, so 2 ranks × 4 equal 1 process × 8 with SyncBatchNorm and not with per-rank statistics.
+        var reference = Host(ranks: 0, "session", Out("train-reference"), "--off", "--train-mode");
+        Assert.AreEqual(0, reference.ExitCode, reference.ToString());
+        var (refParams, refGrads) = Read(Out("train-reference") + ".rank0");
+
+        var run = Host(ranks: 2, "session", Out("train-sync"), "--train-mode");
+        Assert.AreEqual(0, run.ExitCode, run.ToString());
+        byte[] rank0 = File.ReadAllBytes(Out("train-sync") + ".rank0"), rank1 = File.ReadAllBytes(Out("train-sync") + ".rank1");
+        CollectionAssert.AreEqual(rank0, rank1, "both ranks must hold bitwise identical parameters and gradients");
+        var (p, g) = Read(Out("train-sync") + ".rank0");
+        double dParams = MaxAbsDifference(refParams, p), dGrads = MaxAbsDifference(refGrads, g);
+        Console.WriteLine($"SyncBatchNorm, 2 ranks × 4 vs 1 × 8 in training mode after 5 SGD steps: parameters {dParams:E2}, gradients {dGrads:E2} apart");
+        Assert.IsTrue(dParams <= 1e-6 && dGrads <= 1e-6, $"parameters {dParams:E2}, gradients {dGrads:E2} from the single-process reference (limit 1e-6)");
+
+        var control = Host(ranks: 2, "session", Out("train-nosync"), "--train-mode", "--no-sync");
+        Assert.AreEqual(0, control.ExitCode, control.ToString());
+        var (cp, cg) = Read(Out("train-nosync") + ".rank0");
+        double d = Math.Max(MaxAbsDifference(refParams, cp), MaxAbsDifference(refGrads, cg));
+        Console.WriteLine($"negative control, per-rank BatchNorm statistics: {d:E2} from the reference");
+        Assert.IsGreaterThan(1e-3, d, $"per-rank statistics must make the comparison fail, but they are only {d:E2} from the reference");
+    }
+
+    [TestMethod]
     public void TwoRanksOnTwoHostsOverTcpTrainAsOneProcess()
     {
         // Multi-node without a second machine: tests/multihost/two_namespaces.sh puts each rank in its own network
@@ -104,6 +130,16 @@ public sealed class MultiRankTests
         StringAssert.Contains(run.Stdout, "rank 0: TrainEpoch");
         Assert.IsFalse(run.Stdout.Contains("rank 1: Train", StringComparison.Ordinal), "only rank 0 reports metrics");
         StringAssert.Contains(run.Stdout, "rank 1: weights written");
+    }
+
+    [TestMethod]
+    public void FitWithSyncBatchNormGivesEveryRankTheSameModel()
+    {
+        using var images = new TinyImageData(perClass: 6, size: 32);
+        var run = Host(2, "fit", images.Folder, Path.Combine(_root, "ws"), Out("fit-sync"), ("REGNET_SYNC_BN", "1"));
+        Assert.AreEqual(0, run.ExitCode, run.ToString());
+        CollectionAssert.AreEqual(File.ReadAllBytes(Out("fit-sync") + ".rank0"), File.ReadAllBytes(Out("fit-sync") + ".rank1"), "ranks end with different weights");
+        StringAssert.Contains(run.Stdout, "SyncBatchNorm statistics", "the trainer reports the statistics allreduce when SyncBatchNorm is on");
     }
 
     [TestMethod]
