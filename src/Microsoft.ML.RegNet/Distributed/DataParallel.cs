@@ -33,6 +33,8 @@ internal sealed class DataParallel : IDisposable
     public TimeSpan GradientCommunication => _communication.Elapsed;
     /// <summary>Gradient allreduces so far.</summary>
     public long GradientReductions { get; private set; }
+    /// <summary>Times the gradients were copied into the flat buffer (once, unless something replaces them).</summary>
+    public long GradientPacks { get; private set; }
 
     /// <summary>Decides from <paramref name="mode"/> and the launcher's environment whether this Fit is data-parallel; null when not.</summary>
     public static DataParallel? Start(DataParallelMode mode) => mode switch
@@ -80,11 +82,32 @@ internal sealed class DataParallel : IDisposable
     public string Broadcast(string? rootValue) =>
         System.Text.Encoding.UTF8.GetString(_world.Broadcast(IsRoot ? System.Text.Encoding.UTF8.GetBytes(rootValue ?? "") : null));
 
-    /// <summary>Replaces every parameter's gradient by its mean over the ranks: the gradients are packed into one flat
-    /// buffer (a missing gradient as zeros), summed in place by one allreduce, divided by the rank count and copied back.</summary>
+    /// <summary>Replaces every parameter's gradient by its mean over the ranks: one in-place allreduce of a flat buffer
+    /// the gradients are views of, divided by the rank count. The first call packs the gradients into the buffer (a
+    /// missing one as zeros) and makes each gradient its slice; afterwards backward accumulates into the slices and the
+    /// optimizer's zero_grad zeroes them in place, so nothing is copied. A gradient that was replaced (a zero_grad that
+    /// drops gradients) is packed again.</summary>
     public void AverageGradients(IReadOnlyList<Parameter> parameters)
     {
         using var scope = NewDisposeScope();
+        var flat = FlatBuffer(parameters);
+        using (no_grad())
+        {
+            if (!GradientsAreViewsOf(flat, parameters))
+            {
+                PackInto(flat, parameters);
+                GradientPacks++;
+            }
+            _communication.Start();
+            _world.AllreduceSum(MpiAddress(flat), flat.numel(), MpiElement.Float32);
+            _communication.Stop();
+            GradientReductions++;
+            flat.div_(Size);
+        }
+    }
+
+    private Tensor FlatBuffer(IReadOnlyList<Parameter> parameters)
+    {
         long total = 0;
         foreach (var p in parameters)
         {
@@ -97,32 +120,32 @@ internal sealed class DataParallel : IDisposable
             _flat?.Dispose();
             _flat = zeros(total, ScalarType.Float32).DetachFromDisposeScope();
         }
-        using (no_grad())
+        return _flat;
+    }
+
+    private static void PackInto(Tensor flat, IReadOnlyList<Parameter> parameters)
+    {
+        long offset = 0;
+        foreach (var p in parameters)
         {
-            long offset = 0;
-            foreach (var p in parameters)
-            {
-                long n = p.numel();
-                var slice = _flat.narrow(0, offset, n);
-                if (p.grad is { } g) slice.copy_(g.reshape(-1));
-                else slice.zero_();
-                offset += n;
-            }
-            _communication.Start();
-            _world.AllreduceSum(MpiAddress(_flat), total, MpiElement.Float32);
-            _communication.Stop();
-            GradientReductions++;
-            _flat.div_(Size);
-            offset = 0;
-            foreach (var p in parameters)
-            {
-                long n = p.numel();
-                var slice = _flat.narrow(0, offset, n).view(p.shape);
-                if (p.grad is { } g) g.copy_(slice);
-                else p.grad = slice.clone().DetachFromDisposeScope();
-                offset += n;
-            }
+            long n = p.numel();
+            var slice = flat.narrow(0, offset, n);
+            if (p.grad is { } g) slice.copy_(g.reshape(-1));
+            else slice.zero_();
+            p.grad = slice.view(p.shape);
+            offset += n;
         }
+    }
+
+    private static bool GradientsAreViewsOf(Tensor flat, IReadOnlyList<Parameter> parameters)
+    {
+        nint next = MpiAddress(flat);
+        foreach (var p in parameters)
+        {
+            if (p.grad is not { } g || !g.is_contiguous() || MpiAddress(g) != next) return false;
+            next += (nint)(p.numel() * sizeof(float));
+        }
+        return true;
     }
 
     /// <summary>Sums <paramref name="values"/> over the ranks, in place.</summary>

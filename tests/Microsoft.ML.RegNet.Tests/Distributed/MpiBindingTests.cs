@@ -60,6 +60,33 @@ public sealed class MpiBindingTests
     }
 
     [TestMethod]
+    public void AfterTheFirstStepGradientsAccumulateInTheFlatBufferWithoutCopies()
+    {
+        // Steps as the trainer takes them (the optimizer's zero_grad, backward, averaging): over one rank the average is the
+        // gradient itself, so each step's averaged gradients must equal that step's own, while they are packed only once.
+        var parallel = new DataParallel(World());
+        using var generator = new Generator(3);
+        using var model = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3));
+        var parameters = model.parameters().ToList();
+        using var optimizer = optim.AdamW(parameters, 0.01);
+        for (int step = 0; step < 3; step++)
+        {
+            using var scope = NewDisposeScope();
+            optimizer.zero_grad();
+            var loss = model.call(randn(new long[] { 8, 5 }, generator: generator)).square().mean();
+            loss.backward();
+            var own = parameters.Select(p => p.grad!.clone()).ToList();
+            parallel.AverageGradients(parameters);
+            for (int i = 0; i < parameters.Count; i++)
+                Assert.IsTrue(parameters[i].grad!.eq(own[i]).all().item<bool>(), $"step {step}, parameter {i}: the averaged gradient is not this step's gradient");
+            Assert.IsTrue(own.Any(g => g.abs().sum().item<float>() > 0), "gradients must not be zero for the comparison to mean something");
+            optimizer.step();
+        }
+        Assert.AreEqual(1L, parallel.GradientPacks, "gradients copied into the flat buffer more than once");
+        Assert.AreEqual(3L, parallel.GradientReductions);
+    }
+
+    [TestMethod]
     public void AnMpiErrorBecomesAnExceptionWithMpisOwnMessage()
     {
         var world = World();
