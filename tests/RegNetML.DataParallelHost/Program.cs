@@ -16,8 +16,8 @@ using static TorchSharp.torch;
 //     controls leave out one piece. Writes <prefix>.rank<r>: every parameter, then every gradient, float32.
 //   fit <image folder> <workspace> <output prefix> [resume path]
 //     RegNetTrainer.Fit with DataParallel = Auto on the folder's PNGs (label = name up to '_'); writes <prefix>.rank<r> (the
-//     final state dict). REGNET_KILL=<rank>:<n> SIGKILLs that rank at its n-th training step; REGNET_SYNC_BN=1 turns
-//     SyncBatchNorm on.
+//     final state dict). REGNET_KILL=<rank>:<n> SIGKILLs that rank at its n-th training step; REGNET_CANCEL=<rank>:<n>
+//     cancels that rank's CancellationToken (as Ctrl-C would) after its n-th step; REGNET_SYNC_BN=1 turns SyncBatchNorm on.
 //   probe
 //     Rank, size, a sum and an MPI error as an exception (used to check MPICH's handle table).
 //   bench [architecture]
@@ -116,6 +116,17 @@ static int Fit(string[] args)
             Thread.Sleep(Timeout.Infinite);
         };
     }
+    using var cancellation = new CancellationTokenSource();
+    if (Environment.GetEnvironmentVariable("REGNET_CANCEL") is { Length: > 0 } cancel && int.Parse(cancel.Split(':')[0]) == rank)
+    {
+        int n = int.Parse(cancel.Split(':')[1]), hits = 0;
+        FaultPoints.Hook = point =>
+        {
+            if (point != "step" || ++hits != n) return;
+            Console.Out.WriteLine($"cancel: rank {rank} cancels after step {n}");
+            cancellation.Cancel();
+        };
+    }
     var rows = Directory.GetFiles(images, "*.png").Order(StringComparer.Ordinal)
         .Select(f => new Row { ImagePath = f, Label = Path.GetFileName(f).Split('_')[0] }).ToList();
     var ml = new MLContext(seed: 1);
@@ -127,7 +138,7 @@ static int Fit(string[] args)
         Spec = RegNetSpec.Create(depth: 4, w0: 8, wa: 8, wm: 2, groupWidth: 8, name: "dp-tiny"), ImageSize = 32, BatchSize = 4, MaxEpochs = 3,
         LearningRate = 2e-3, Seed = 7, WorkerThreads = 1, LogEveryNSteps = 1, CheckpointEveryNSteps = 2, WorkspacePath = workspace,
         ResumeFrom = resume, ValidationSet = keyed, DataParallel = DataParallelMode.Auto,
-        SyncBatchNorm = Environment.GetEnvironmentVariable("REGNET_SYNC_BN") == "1",
+        SyncBatchNorm = Environment.GetEnvironmentVariable("REGNET_SYNC_BN") == "1", CancellationToken = cancellation.Token,
         MetricsCallback = m => Console.WriteLine($"rank {rank}: {m}"),
     };
     using var model = ml.MulticlassClassification.Trainers.RegNet(options).Fit(keyed);

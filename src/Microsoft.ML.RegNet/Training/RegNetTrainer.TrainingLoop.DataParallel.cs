@@ -34,6 +34,21 @@ public sealed partial class RegNetTrainer
             return message.State;
         }
 
+        // Whether training stops before the next step. Data-parallel, every rank's token is summed over the ranks, so all stop
+        // after the same step: mpirun forwards Ctrl-C to every rank, but each would see it at a different step and the
+        // others would wait in the next allreduce for ever.
+        private bool StopRequested()
+        {
+            bool mine = _o.CancellationToken.IsCancellationRequested;
+            if (_parallel is not { } p) return mine;
+            double[] votes = { mine ? 1 : 0 };
+            p.Sum(votes);
+            return votes[0] > 0;
+        }
+
+        // What the input pipelines stop on: data-parallel ranks stop only by agreement (StopRequested), never on their own.
+        private CancellationToken ReadCancellation => _parallel is null ? _o.CancellationToken : CancellationToken.None;
+
         // Training metrics over all ranks (each rank saw its own rows).
         private void Globalize(MetricsAccumulator accumulator)
         {

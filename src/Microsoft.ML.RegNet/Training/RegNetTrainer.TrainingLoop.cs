@@ -97,10 +97,11 @@ public sealed partial class RegNetTrainer
             _stepsPerEpoch = (int)((rankRows + _o.BatchSize - 1) / _o.BatchSize);
             OpenRunFolder(ref state, optimizer, rows);
             if (_parallel is not null) state = SynchronizeStart(state, optimizer);
-            if (_o.CancellationToken.IsCancellationRequested && state.GlobalStep == 0)
+            if (state.GlobalStep == 0 && StopRequested())
             {
                 _run?.Dispose();
-                _o.CancellationToken.ThrowIfCancellationRequested();
+                // Data-parallel, every rank throws here together (StopRequested agreed), including those whose own token is not cancelled.
+                throw new OperationCanceledException("Training was cancelled before its first step.", _o.CancellationToken);
             }
             var schedule = new LearningRateSchedule(_o.LearningRate * lrScale, _o.MaxEpochs, _stepsPerEpoch, _o.Schedule, _o.ScheduleGranularity,
                 _o.WarmupEpochs, _o.WarmupFactor, _o.StepMilestones, _o.StepGamma);
@@ -139,7 +140,7 @@ public sealed partial class RegNetTrainer
                 _parallel?.BroadcastBuffers(_model);
                 if (validation is not null)
                 {
-                    var metrics = session.Evaluate(evalPipeline, validation, epoch, session.State.GlobalStep, schedule.At(epoch, _stepsPerEpoch), _o.CancellationToken);
+                    var metrics = session.Evaluate(evalPipeline, validation, epoch, session.State.GlobalStep, schedule.At(epoch, _stepsPerEpoch), ReadCancellation);
                     _lastValidation = metrics;
                     Report(metrics);
                     session.State = _checkpoints.AfterValidation(session.State, metrics);
@@ -164,7 +165,7 @@ public sealed partial class RegNetTrainer
             var window = new MetricsAccumulator();
             var whole = new MetricsAccumulator();
             double lr = session.Schedule.At(epoch, skipBatches);
-            using var batches = pipeline.Read(train, epoch, skipBatches, _o.CancellationToken).GetEnumerator();
+            using var batches = pipeline.Read(train, epoch, skipBatches, ReadCancellation).GetEnumerator();
             while (true)
             {
                 try
@@ -177,7 +178,7 @@ public sealed partial class RegNetTrainer
                 }
                 using (var batch = batches.Current)
                 {
-                    if (_o.CancellationToken.IsCancellationRequested) return SaveOnCancel(session.State);
+                    if (StopRequested()) return SaveOnCancel(session.State);
                     var step = session.Step(batch);
                     if (!step.IsFinite)
                         throw new InvalidOperationException(
@@ -203,7 +204,7 @@ public sealed partial class RegNetTrainer
                     FaultPoints.Hit("step");
                 }
             }
-            if (_o.CancellationToken.IsCancellationRequested) return SaveOnCancel(session.State);
+            if (StopRequested()) return SaveOnCancel(session.State);
             // Resumed from a checkpoint written after the epoch's last step: nothing of the epoch is left to train.
             if (whole.Images == 0 && skipBatches > 0 && skipBatches >= _stepsPerEpoch) return true;
             if (whole.Images == 0)
@@ -218,6 +219,7 @@ public sealed partial class RegNetTrainer
 
         private bool SaveOnCancel(TrainingState state)
         {
+            _parallel?.BroadcastBuffers(_model);
             _checkpoints.SaveLatest(state);
             return false;
         }

@@ -130,8 +130,9 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         catch (Exception e)
         {
             model.Dispose();
-            // One rank failing would leave the others waiting in a collective forever: end the job with the message.
-            if (parallel is { Size: > 1 }) parallel.Abort(e);
+            // One rank failing would leave the others waiting in a collective forever: end the job with the message. A
+            // cancellation before the first step is agreed by all ranks (they all throw it), so nobody is left waiting.
+            if (parallel is { Size: > 1 } && e is not OperationCanceledException) parallel.Abort(e);
             throw;
         }
     }

@@ -143,6 +143,24 @@ public sealed class MultiRankTests
     }
 
     [TestMethod]
+    public void CancellingOneRankStopsEveryRankAfterTheSameStepWithACheckpoint()
+    {
+        // As Ctrl-C reaching the ranks at different steps: only rank 1's token is cancelled, after its third step. Without
+        // the agreement rank 1 would return while rank 0 waits in the next allreduce for ever.
+        using var images = new TinyImageData(perClass: 6, size: 32);
+        string workspace = Path.Combine(_root, "ws");
+        var run = Host(2, "fit", images.Folder, workspace, Out("cancel"), ("REGNET_CANCEL", "1:3"));
+        Assert.AreEqual(0, run.ExitCode, run.ToString());
+        StringAssert.Contains(run.Stdout, "cancel: rank 1 cancels after step 3");
+        CollectionAssert.AreEqual(File.ReadAllBytes(Out("cancel") + ".rank0"), File.ReadAllBytes(Out("cancel") + ".rank1"), "ranks stopped at different steps");
+        string runFolder = Directory.GetDirectories(Path.Combine(workspace, "runs")).Single();
+        Assert.IsTrue(File.Exists(Path.Combine(runFolder, "checkpoints", "latest.ckpt")), "the cancelled run leaves a checkpoint to resume from");
+        // Every step is reported (LogEveryNSteps = 1): the last one is step 3 on both ranks' behalf.
+        long last = System.Text.RegularExpressions.Regex.Matches(run.Stdout, @"rank 0: Train\w+ epoch \d+ step (\d+):").Max(m => long.Parse(m.Groups[1].Value));
+        Assert.AreEqual(3L, last, "training must stop after the step the cancellation followed");
+    }
+
+    [TestMethod]
     public void AnErrorOnOneRankAbortsTheJobWithItsMessage()
     {
         using var images = new TinyImageData(perClass: 2, size: 32);
