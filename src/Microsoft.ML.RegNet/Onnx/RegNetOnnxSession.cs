@@ -19,11 +19,16 @@ public sealed class RegNetOnnxSession : IDisposable
     /// <param name="modelPath">The .onnx file.</param>
     /// <param name="intraOpThreads">Threads inside one operator; 0 lets ONNX Runtime choose (all physical cores).</param>
     /// <param name="outputName">Which output <see cref="Score(float[], int)"/> returns; null = the first one.</param>
-    public RegNetOnnxSession(string modelPath, int intraOpThreads = 0, string? outputName = null)
-        : this(ReadFile(modelPath), intraOpThreads, outputName) { }
+    /// <param name="gpuDeviceId">A CUDA device to score on through ONNX Runtime's CUDA provider (as ML.NET's <c>ApplyOnnxModel</c>
+    /// takes it); needs the <c>Microsoft.ML.OnnxRuntime.Gpu</c> package in place of <c>Microsoft.ML.OnnxRuntime</c>. Null: the CPU.</param>
+    /// <param name="fallbackToCpu">When the CUDA provider cannot be used: score on the CPU and say why in
+    /// <see cref="FallbackReason"/> (true), or throw <see cref="InvalidOperationException"/> (false, the default).</param>
+    public RegNetOnnxSession(string modelPath, int intraOpThreads = 0, string? outputName = null, int? gpuDeviceId = null, bool fallbackToCpu = false)
+        : this(ReadFile(modelPath), intraOpThreads, outputName, gpuDeviceId, fallbackToCpu) { }
 
-    /// <summary>Opens an ONNX model held in memory (e.g. from <see cref="RegNetOnnxExporter.ExportToBytes"/>).</summary>
-    public RegNetOnnxSession(byte[] model, int intraOpThreads = 0, string? outputName = null)
+    /// <summary>Opens an ONNX model held in memory (e.g. from <see cref="RegNetOnnxExporter.ExportToBytes"/>); the parameters
+    /// are those of the file constructor.</summary>
+    public RegNetOnnxSession(byte[] model, int intraOpThreads = 0, string? outputName = null, int? gpuDeviceId = null, bool fallbackToCpu = false)
     {
         ArgumentNullException.ThrowIfNull(model);
         if (intraOpThreads < 0) throw new ArgumentOutOfRangeException(nameof(intraOpThreads), intraOpThreads, "intraOpThreads must be ≥ 0 (0 = ONNX Runtime's default).");
@@ -34,6 +39,7 @@ public sealed class RegNetOnnxSession : IDisposable
             InterOpNumThreads = 1,
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
         };
+        if (gpuDeviceId is { } device) UseCuda(options, device, fallbackToCpu);
         try
         {
             _session = new InferenceSession(model, options);
@@ -60,6 +66,29 @@ public sealed class RegNetOnnxSession : IDisposable
         {
             _session.Dispose();
             throw new ArgumentException($"Output '{_outputName}' is not float; choose the logits or probabilities output.", nameof(outputName));
+        }
+    }
+
+    /// <summary>Where the session scores: <c>"CPU"</c> or <c>"CUDA:N"</c>.</summary>
+    public string ExecutionProvider { get; private set; } = "CPU";
+
+    /// <summary>Why a requested CUDA device is not used (with <c>fallbackToCpu</c>); null when nothing fell back.</summary>
+    public string? FallbackReason { get; private set; }
+
+    private void UseCuda(SessionOptions options, int device, bool fallbackToCpu)
+    {
+        if (device < 0) throw new ArgumentOutOfRangeException(nameof(device), device, "gpuDeviceId must be ≥ 0.");
+        try
+        {
+            options.AppendExecutionProvider_CUDA(device);
+            ExecutionProvider = $"CUDA:{device}";
+        }
+        catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
+        {
+            string reason = $"ONNX Runtime cannot use CUDA device {device} ({e.Message.Trim()}). The CUDA provider needs the " +
+                            "Microsoft.ML.OnnxRuntime.Gpu package instead of Microsoft.ML.OnnxRuntime, a CUDA-capable GPU and its driver.";
+            if (!fallbackToCpu) throw new InvalidOperationException(reason + " Pass fallbackToCpu: true to score on the CPU instead.", e);
+            FallbackReason = reason + " Scoring on the CPU.";
         }
     }
 

@@ -34,6 +34,26 @@ public sealed class OnnxExportTests
     }
 
     [TestMethod]
+    public void ACudaDeviceWithoutTheCudaProviderIsAClearErrorOrTheCpuWithTheReasonWhenFallingBack()
+    {
+        // These machines have ONNX Runtime's CPU package: asking for CUDA must not silently score on the CPU.
+        using var model = Create("X002");
+        var onnx = RegNetOnnxExporter.ExportToBytes(model);
+        var e = Assert.ThrowsExactly<InvalidOperationException>(() => new RegNetOnnxSession(onnx, 2, gpuDeviceId: 0));
+        StringAssert.Contains(e.Message, "Microsoft.ML.OnnxRuntime.Gpu");
+        StringAssert.Contains(e.Message, "fallbackToCpu");
+
+        using var fallen = new RegNetOnnxSession(onnx, 2, gpuDeviceId: 0, fallbackToCpu: true);
+        using var cpu = new RegNetOnnxSession(onnx, 2);
+        Assert.AreEqual("CPU", fallen.ExecutionProvider);
+        Assert.IsNotNull(fallen.FallbackReason);
+        StringAssert.Contains(fallen.FallbackReason, "CUDA device 0");
+        Assert.IsNull(cpu.FallbackReason);
+        var input = RandomInput(2, Size, seed: 4);
+        CollectionAssert.AreEqual(cpu.Score(input, 2, Size, Size), fallen.Score(input, 2, Size, Size), "the fallback session scores as the CPU one");
+    }
+
+    [TestMethod]
     [DataRow("X002")]
     [DataRow("Y002")]
     public void FoldedBatchNormChangesOutputsByLessThanTolerance(string name)
