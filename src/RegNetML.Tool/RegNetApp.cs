@@ -21,6 +21,8 @@ internal static class RegNetApp
             config.UseStrictParsing();
             config.SetExceptionHandler((exception, _) => Report(exception, console, verbose));
             config.AddCommand<ZooCommand>("zoo").WithDescription("The 24 RegNetX/RegNetY models: depths, widths, parameters, FLOPs.");
+            config.AddCommand<RunsCommand>("runs").WithDescription("Every run of a workspace as a table: date, architecture, the hyperparameters that differ, epochs, best top-1, wall time, status.");
+            config.AddCommand<CompareCommand>("compare").WithDescription("One self-contained HTML page comparing runs: overlaid loss, top-1 and learning-rate curves and the hyperparameter table.");
         });
         return app.Run(args.Where(a => a != "--verbose"));
     }
