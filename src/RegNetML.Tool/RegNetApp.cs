@@ -10,7 +10,7 @@ internal static class RegNetApp
     /// <summary>Exit code for errors the user caused (bad arguments, missing files): the message says what to do.</summary>
     public const int UserErrorExitCode = 2;
 
-    public static int Run(string[] args, IAnsiConsole console)
+    public static int Run(string[] args, IAnsiConsole console, CancellationToken cancellation = default)
     {
         bool verbose = args.Contains("--verbose");
         var app = new CommandApp();
@@ -21,8 +21,15 @@ internal static class RegNetApp
             config.UseStrictParsing();
             config.SetExceptionHandler((exception, _) => Report(exception, console, verbose));
             config.AddCommand<ZooCommand>("zoo").WithDescription("The 24 RegNetX/RegNetY models: depths, widths, parameters, FLOPs.");
+            config.AddCommand<TrainCommand>("train").WithDescription("Train on an image folder, a CSV of path,label or an ImageNet layout; writes a run folder and model.zip.");
+            config.AddBranch("data", data =>
+            {
+                data.SetDescription("Check or write image data.");
+                data.AddCommand<DataCheckCommand>("check").WithDescription("Decode every image strictly; report class counts and bad files (exit code 1 when any).");
+                data.AddCommand<DataSampleCommand>("sample").WithDescription("Write the embedded Fashion-MNIST subset as train/ and test/ image folders.");
+            });
         });
-        return app.Run(args.Where(a => a != "--verbose"));
+        return app.Run(args.Where(a => a != "--verbose"), cancellation);
     }
 
     private static int Report(Exception exception, IAnsiConsole console, bool verbose)
