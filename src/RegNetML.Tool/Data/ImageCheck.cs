@@ -34,8 +34,10 @@ internal static class ImageCheck
 
     private static string Describe(byte[] bytes)
     {
-        int printable = bytes.Take(64).Count(b => b is >= 32 and < 127 or (byte)'\n' or (byte)'\r' or (byte)'\t');
-        return printable == Math.Min(64, bytes.Length) ? "it looks like text" : $"starts with {Convert.ToHexString(bytes.AsSpan(0, Math.Min(4, bytes.Length)))}";
+        // Text editors write a UTF-8 byte-order mark first.
+        var head = bytes.AsSpan().StartsWith(new byte[] { 0xEF, 0xBB, 0xBF }) ? bytes[3..] : bytes;
+        int printable = head.Take(64).Count(b => b is >= 32 and < 127 or (byte)'\n' or (byte)'\r' or (byte)'\t');
+        return printable == Math.Min(64, head.Length) ? "it looks like text" : $"starts with {Convert.ToHexString(bytes.AsSpan(0, Math.Min(4, bytes.Length)))}";
     }
 
     /// <summary>Usable but worth knowing: the pipeline converts these to 8-bit RGB, losing what they carry.</summary>
