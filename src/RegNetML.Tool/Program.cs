@@ -10,4 +10,6 @@ Console.CancelKeyPress += (_, e) =>
     stop.Cancel();
     Console.Error.WriteLine("stopping after the current step (Ctrl-C again to abort)…");
 };
+// Redirected output is read by programs and people's editors: no wrapping at an assumed 80 columns.
+if (Console.IsOutputRedirected) AnsiConsole.Console.Profile.Width = 4096;
 return RegNetApp.Run(args, AnsiConsole.Console, stop.Token);

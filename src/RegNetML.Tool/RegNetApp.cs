@@ -22,6 +22,8 @@ internal static class RegNetApp
             config.SetExceptionHandler((exception, _) => Report(exception, console, verbose));
             config.AddCommand<ZooCommand>("zoo").WithDescription("The 24 RegNetX/RegNetY models: depths, widths, parameters, FLOPs.");
             config.AddCommand<TrainCommand>("train").WithDescription("Train on an image folder, a CSV of path,label or an ImageNet layout; writes a run folder and model.zip.");
+            config.AddCommand<EvaluateCommand>("evaluate").WithDescription("Top-1/top-5, log-loss, per-class table and confusion matrix of a model on labelled images.");
+            config.AddCommand<PredictCommand>("predict").WithDescription("The top-k classes of image files or folders, as a table or JSON lines.");
             config.AddBranch("data", data =>
             {
                 data.SetDescription("Check or write image data.");

@@ -49,16 +49,16 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         if (cancellation.IsCancellationRequested)
         {
             console.WriteLine($"stopped: the latest checkpoint is {Path.Combine(run, "checkpoints", "latest.ckpt")}. Resume with:");
-            console.WriteLine($"  regnet train --resume \"{run}\"");
-            console.WriteLine($"run: {run}");
+            console.Raw($"  regnet train --resume \"{run}\"");
+            console.Raw($"run: {run}");
             return InterruptedExitCode;
         }
         string zip = Path.Combine(run, "model.zip");
         ml.Model.SaveAtomically(model, schema, zip);
         if (progress.LastValidation is { } v)
             console.WriteLine(FormattableString.Invariant($"validation: top-1 {v.Accuracy:P2}, top-5 {v.Top5Accuracy:P2}, loss {v.Loss:F4}"));
-        console.WriteLine($"run: {run}");
-        console.WriteLine($"model: {zip}");
+        console.Raw($"run: {run}");
+        console.Raw($"model: {zip}");
         return 0;
     }
 
