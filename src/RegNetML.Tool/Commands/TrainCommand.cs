@@ -3,6 +3,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.RegNet;
 using Microsoft.ML.Transforms;
 using RegNetML.Tool.Data;
+using RegNetML.Tool.Scoring;
 using RegNetML.Tool.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -41,7 +42,14 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         var (model, ml, schema) = progress.Run(console, style, callback =>
         {
             options.MetricsCallback = callback;
-            return Fit(train, validation, options);
+            try
+            {
+                return Fit(train, validation, options);
+            }
+            catch (WeightMismatchException e)
+            {
+                throw new UserError($"--weights {settings.Weights} does not fit {spec.Name}: {NetworkFile.Mismatch(e)}. Use the architecture the weights were trained with (--arch), or other weights.");
+            }
         });
         string? run = ((IEnumerable<ITransformer>)model).OfType<RegNetTransformer>().Single().RunPath;
         if (!DataParallelEnvironment.IsRoot || run is null) return 0;
@@ -107,6 +115,6 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         FormattableString.Invariant(
             $"training {spec.Name} on {train.Items.Count} images of {train.ClassNames.Count} classes") +
         (validation is not null ? $", validating on {validation.Items.Count}" : o.ValidationFraction is { } f ? FormattableString.Invariant($", validating on {f:P0} of them") : "") +
-        FormattableString.Invariant($"; {o.MaxEpochs} epochs, batch {o.BatchSize}, {o.ImageSize} px, lr {o.LearningRate:G3}") +
+        FormattableString.Invariant($"; epochs {o.MaxEpochs}, batch {o.BatchSize}, {o.ImageSize} px, lr {o.LearningRate:G3}") +
         (o.ResumeFrom is { } r ? $"; resuming {r}" : "");
 }

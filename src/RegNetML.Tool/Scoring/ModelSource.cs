@@ -78,27 +78,11 @@ internal sealed class ModelSource
 
     private static ModelSource OpenWeights(MLContext ml, string path)
     {
-        LoadedRegNet loaded;
-        try
-        {
-            loaded = RegNetWeights.LoadModel(path);
-        }
-        catch (NotSupportedException e)
-        {
-            throw new UserError($"{e.Message} To score with it, convert it with 'regnet weights convert {path} out.regnet.safetensors --arch NAME --classes N'.");
-        }
-        catch (InvalidDataException e)
-        {
-            throw new UserError($"{path} is not a model or weight file regnet reads ({e.Message}).");
-        }
-        using var model = loaded.Model;
-        if (model.NumberOfClasses == 0)
+        using var network = NetworkFile.Load(path);
+        if (network.Model.NumberOfClasses == 0)
             throw new UserError($"{path} has no classifier (a _notop file); it cannot classify. Fine-tune it with 'regnet train <data> --weights {path}'.");
-        var classes = loaded.Report.ClassNames.Count == model.NumberOfClasses
-            ? loaded.Report.ClassNames
-            : Enumerable.Range(0, model.NumberOfClasses).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToList();
         var images = ml.Transforms.LoadImages("Image", null, nameof(ImageItem.ImagePath));
-        var scorer = RegNetOnnxScoring.CreateTransformer(ml, model, loaded.Report.Preprocessing, classes, "Image");
-        return new ModelSource(ml, path, classes, view => scorer.Transform(images.Fit(view).Transform(view)));
+        var scorer = RegNetOnnxScoring.CreateTransformer(ml, network.Model, network.Report.Preprocessing, network.ClassNames, "Image");
+        return new ModelSource(ml, path, network.ClassNames, view => scorer.Transform(images.Fit(view).Transform(view)));
     }
 }
