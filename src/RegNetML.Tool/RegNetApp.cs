@@ -39,6 +39,7 @@ internal static class RegNetApp
             });
             config.AddCommand<RunsCommand>("runs").WithDescription("Every run of a workspace as a table: date, architecture, the hyperparameters that differ, epochs, best top-1, wall time, status.");
             config.AddCommand<CompareCommand>("compare").WithDescription("One self-contained HTML page comparing runs: overlaid loss, top-1 and learning-rate curves and the hyperparameter table.");
+            config.AddCommand<SweepCommand>("sweep").WithDescription("Hyperparameter search (successive halving or random) whose trials are ordinary runs; resumable; ends with the best configuration's train command.");
         });
         return app.Run(args.Where(a => a != "--verbose"), cancellation);
     }

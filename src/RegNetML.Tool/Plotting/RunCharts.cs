@@ -57,13 +57,7 @@ internal static class RunCharts
     }
 
     /// <summary>Writes <paramref name="run"/>'s curves.png (through a temporary file, so a reader never sees half an image).</summary>
-    public static void WriteCurves(RegNetRun run)
-    {
-        string path = Path.Combine(run.Path, "curves.png");
-        string temp = Path.Combine(run.Path, $".curves.png.{Guid.NewGuid():N}.tmp");
-        File.WriteAllBytes(temp, Curves(run));
-        File.Move(temp, path, overwrite: true);
-    }
+    public static void WriteCurves(RegNetRun run) => ToolFiles.WriteAtomically(Path.Combine(run.Path, "curves.png"), Curves(run));
 
     private static byte[] Render(IReadOnlyList<Panel> panels, int width, int height) =>
         PlotsLoadContext.RenderPng(JsonSerializer.Serialize(panels, Json), width, height);
