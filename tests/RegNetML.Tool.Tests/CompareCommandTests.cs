@@ -67,6 +67,17 @@ public sealed class CompareCommandTests
         Assert.IsGreaterThan(100, ChartPixels.Count(bitmap, ChartPixels.Green), "learning rate");
         Assert.IsEmpty(Directory.GetFiles(_second, "*.tmp"), "no temporary file left");
     }
+
+    [TestMethod]
+    public void ARunTrainedByTheToolIsListedFinishedAndItsCurvesPngIsDrawnByScottPlot()
+    {
+        using var bitmap = SKBitmap.Decode(Path.Combine(TrainedRun.Run, "curves.png"));
+        Assert.AreEqual(3 * 640, bitmap.Width, "ScottPlot's three panels, not the library's hand-drawn 2700-pixel strip");
+        Assert.IsGreaterThan(300, ChartPixels.Count(bitmap, ChartPixels.Blue));
+        var runs = ToolRun.Invoke("runs", "-w", Path.GetDirectoryName(Path.GetDirectoryName(TrainedRun.Run))!);
+        Assert.AreEqual(0, runs.ExitCode, runs.Output);
+        StringAssert.Matches(runs.Output, new Regex(Regex.Escape(Path.GetFileName(TrainedRun.Run)) + @" .*3/3 .*\d+\.\d\d % .*finished"));
+    }
 }
 
 /// <summary>Counts pixels near a colour of ScottPlot's Category10 palette (the runs' and series' colours).</summary>

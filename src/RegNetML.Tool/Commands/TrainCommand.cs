@@ -3,6 +3,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.RegNet;
 using Microsoft.ML.Transforms;
 using RegNetML.Tool.Data;
+using RegNetML.Tool.Plotting;
 using RegNetML.Tool.Scoring;
 using RegNetML.Tool.Training;
 using Spectre.Console;
@@ -54,6 +55,8 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         string? run = ((IEnumerable<ITransformer>)model).OfType<RegNetTransformer>().Single().RunPath;
         if (!DataParallelEnvironment.IsRoot || run is null) return 0;
         RunRecord.Write(run, settings);
+        // The library's curves.png has no axes (it cannot use ScottPlot: see RegNetML.Tool.Plots); the tool redraws it.
+        RunCharts.WriteCurves(RegNetRun.Load(run));
         if (cancellation.IsCancellationRequested)
         {
             console.WriteLine($"stopped: the latest checkpoint is {Path.Combine(run, "checkpoints", "latest.ckpt")}. Resume with:");
