@@ -49,6 +49,8 @@ public sealed class SweepEndToEndTests
             "--threads", "1", "--workspace", workspace, "--seed", "1", "--epochs", "4" });
         Assert.AreEqual(0, baseline.ExitCode, baseline.Output);
         double byDefault = RegNetRun.Load(baseline.Line("run")).BestTop1!.Value;
+        // Printed for the record (dotnet test --logger "console;verbosity=detailed" shows it).
+        Console.WriteLine($"killed after {killed.Count} trainings; {runs.Count} run folders; chosen {chosen:P2} ({command}); default {byDefault:P2}");
         Assert.IsGreaterThanOrEqualTo(byDefault, chosen, $"chosen {chosen:P2} ({command}) vs default {byDefault:P2}");
         StringAssert.Contains(command, "--epochs 4 --label-smoothing ");
     }
