@@ -52,6 +52,8 @@ public sealed partial class PublicSurfaceTests
         "Microsoft.ML.RegNet.RegNetOnnxImporter",
         "Microsoft.ML.RegNet.RegNetOnnxScoring",
         "Microsoft.ML.RegNet.RegNetOnnxSession",
+        "Microsoft.ML.RegNet.RegNetRun",
+        "Microsoft.ML.RegNet.RegNetRunStatus",
         "Microsoft.ML.RegNet.RegNetSpec",
         "Microsoft.ML.RegNet.RegNetTrainer",
         "Microsoft.ML.RegNet.RegNetTrainer+Options",

@@ -15,12 +15,15 @@ public sealed partial class RegNetSpec
         ["rounding"] = RoundingName(Rounding),
     };
 
-    internal string ToJson() => ToJsonObject().ToJsonString();
+    /// <summary>The spec as one JSON object: <c>{"name", "depth", "w0", "wa", "wm", "group_width", "bottleneck_ratio",
+    /// "se_ratio", "rounding"}</c>, the form weight files, ONNX metadata and run configs hold; <see cref="FromJson(string)"/> reads it.</summary>
+    public string ToJson() => ToJsonObject().ToJsonString();
 
+    /// <summary>A spec from its JSON form (<see cref="ToJson"/>), e.g. a custom architecture kept in a file.</summary>
     /// <exception cref="JsonException">Not JSON.</exception>
     /// <exception cref="InvalidDataException">Not a JSON object, or a field is missing or of the wrong kind.</exception>
     /// <exception cref="ArgumentException">The parameters do not describe a valid RegNet.</exception>
-    internal static RegNetSpec FromJson(string json) => FromJson(JsonNode.Parse(json));
+    public static RegNetSpec FromJson(string json) => FromJson(JsonNode.Parse(json));
 
     internal static RegNetSpec FromJson(JsonNode? node)
     {

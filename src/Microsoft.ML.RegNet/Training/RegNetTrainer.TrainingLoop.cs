@@ -68,13 +68,19 @@ public sealed partial class RegNetTrainer
             });
             if (validation is not null)
                 validation = EvaluationPreprocessing.Apply(validation, new EvaluationCrop(_o.ImageSize, _o.CropFraction), _o.ImageColumnName, _columns.ImageIsBytes);
-            var (session, schedule) = StartSession(train, optimizer, decay);
             try
             {
+                var (session, schedule) = StartSession(train, optimizer, decay);
                 RunEpochs(train, validation, session, schedule, trainPipeline, evalPipeline);
+                _run?.End(_stopReason == "cancelled" ? RegNetRunStatus.Interrupted : RegNetRunStatus.Finished, _stopReason);
                 if (_parallel is { GradientReductions: > 0 } p)
                     _channel.Info(MessageSensitivity.None, $"Data-parallel over {p.Size} ranks: gradient allreduce {p.GradientCommunication.TotalMilliseconds / p.GradientReductions:F2} ms per step on average" +
                         (_syncBatchNorm is { } sync ? $", SyncBatchNorm statistics {sync.Communication.TotalMilliseconds / p.GradientReductions:F2} ms per step." : "."));
+            }
+            catch (Exception e)
+            {
+                _run?.EndAfterError(e);
+                throw;
             }
             finally
             {
@@ -148,6 +154,7 @@ public sealed partial class RegNetTrainer
                 }
                 _checkpoints.SaveLatest(session.State);
                 _run?.PlotCurves();
+                _run?.Heartbeat();
                 if (_checkpoints.StopReason(session.State, epoch) is { } reason)
                 {
                     _stopReason = reason;

@@ -42,6 +42,29 @@ internal sealed class RunDirectory : IDisposable, IMetricsSink
         _csv = new StreamWriter(System.IO.Path.Combine(path, "metrics.csv"), append: true, Encoding.UTF8) { AutoFlush = true };
         if (newCsv) _csv.WriteLine("phase,epoch,step,loss,accuracy,top5,learning_rate,images_per_second,images");
         _tensorboard = torch.utils.tensorboard.SummaryWriter(TensorBoardPath, createRunName: false);
+        _status = new RunStatusFile(path);
+    }
+
+    private readonly RunStatusFile _status;
+
+    /// <summary>Refreshes status.json's wall time (after each epoch).</summary>
+    public void Heartbeat() => _status.Heartbeat();
+
+    /// <summary>Records in status.json how training ended.</summary>
+    public void End(RegNetRunStatus status, string detail) => _status.End(status, detail);
+
+    /// <summary>Records a failure (or a cancellation that surfaced as an exception) in status.json.</summary>
+    public void EndAfterError(Exception error)
+    {
+        try
+        {
+            _status.End(error is OperationCanceledException ? RegNetRunStatus.Interrupted : RegNetRunStatus.Failed, error.Message);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The training error is what the caller must see; a status.json left at "running" reads as interrupted
+            // once this process has ended, which is still true enough.
+        }
     }
 
     /// <summary>The run folder.</summary>
@@ -120,7 +143,8 @@ internal sealed class RunDirectory : IDisposable, IMetricsSink
         foreach (var line in lines) writer.WriteLine(line);
     }
 
-    private static RegNetTrainingMetrics? ParseRecord(string line)
+    /// <summary>One line of metrics.jsonl; null for a line that does not parse (cut short by a killed process).</summary>
+    internal static RegNetTrainingMetrics? ParseRecord(string line)
     {
         try
         {
