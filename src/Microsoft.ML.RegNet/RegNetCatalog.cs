@@ -18,17 +18,19 @@ public static class RegNetCatalog
     /// <param name="batchSize">Images per optimizer step (32), at least 1.</param>
     /// <param name="maxEpochs">Passes over the training data (10), at least 1.</param>
     /// <param name="validationSet">Data evaluated after every epoch (null: none); same label key type as the training data.</param>
+    /// <param name="pretrained">Start from these published weights of <paramref name="architecture"/> (null: random weights), with
+    /// their preprocessing (see <see cref="RegNetTrainer.Options.Pretrained"/>).</param>
     /// <returns>The trainer: an estimator whose <c>Fit</c> returns a <see cref="RegNetTransformer"/>.</returns>
     /// <exception cref="ArgumentException">The architecture name is unknown, or a value is out of range.</exception>
     public static RegNetTrainer RegNet(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         string architecture = "X002", string labelColumnName = "Label", string imageColumnName = "Image",
         string scoreColumnName = "Score", string predictedLabelColumnName = "PredictedLabel",
-        int batchSize = 32, int maxEpochs = 10, IDataView? validationSet = null) =>
+        int batchSize = 32, int maxEpochs = 10, IDataView? validationSet = null, PretrainedSource? pretrained = null) =>
         catalog.RegNet(new RegNetTrainer.Options
         {
             Architecture = architecture, LabelColumnName = labelColumnName, ImageColumnName = imageColumnName,
             ScoreColumnName = scoreColumnName, PredictedLabelColumnName = predictedLabelColumnName,
-            BatchSize = batchSize, MaxEpochs = maxEpochs, ValidationSet = validationSet,
+            BatchSize = batchSize, MaxEpochs = maxEpochs, ValidationSet = validationSet, Pretrained = pretrained,
         });
 
     /// <summary>Trains a RegNet image classifier with every option of <see cref="RegNetTrainer.Options"/>.</summary>

@@ -88,8 +88,9 @@ public sealed partial class RegNetTrainer
         public AugmentationOptions Augmentation = AugmentationOptions.Training();
         /// <summary>Batch mixing: mixup α, CutMix α, partner choice.</summary>
         public MixingOptions Mixing = new();
-        /// <summary>Input normalisation. Keras-trained weights use <see cref="ImageNormalization.UnitScale"/>.</summary>
-        public ImageNormalization Normalization = ImageNormalization.ImageNet;
+        /// <summary>Input normalisation. Null (default): the one <see cref="Pretrained"/> weights were trained with (Keras: 1/255
+        /// only; pycls, timm, torchvision: ImageNet mean/std), otherwise ImageNet mean/std. Set it to override.</summary>
+        public ImageNormalization? Normalization;
         /// <summary>Evaluation centre-crop fraction (resize shorter side to ImageSize / CropFraction).</summary>
         public double CropFraction = 0.875;
         /// <summary>Shuffle the training data each epoch (deterministic per seed and epoch).</summary>
@@ -112,6 +113,15 @@ public sealed partial class RegNetTrainer
         /// a checkpoint of this trainer. A classifier of another class count is re-initialised.
         /// </summary>
         public string? StartingWeightsPath;
+        /// <summary>Start from the published weights of <see cref="Architecture"/> from this source (null: none), found through
+        /// <see cref="PretrainedCatalog"/>: <c>$REGNET_WEIGHTS_DIR</c>, the cache, or a SHA-256-verified download
+        /// (<see cref="PretrainedOptions"/>). Their preprocessing comes with them (Keras: 1/255 scaling and TensorFlow "same"
+        /// padding; the others: ImageNet mean/std) unless <see cref="Normalization"/> is set; a classifier of another class
+        /// count is re-initialised. Cannot be combined with <see cref="Spec"/>, <see cref="StartingWeightsPath"/> or <see cref="StartingModel"/>.</summary>
+        public PretrainedSource? Pretrained;
+        /// <summary>Where <see cref="Pretrained"/> files are looked for and how they are fetched (offline mode, mirror, cache,
+        /// unverified sources); null: <see cref="RegNet.PretrainedOptions.Default"/>.</summary>
+        public PretrainedOptions? PretrainedOptions;
         /// <summary>A trained transformer to start from (fine-tuning); its weights are copied.</summary>
         public RegNetTransformer? StartingModel;
         /// <summary>Freeze the stem (no gradient, BatchNorm statistics kept).</summary>

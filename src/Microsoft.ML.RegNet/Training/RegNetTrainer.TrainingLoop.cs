@@ -55,7 +55,7 @@ public sealed partial class RegNetTrainer
             var trainPipeline = new ImageBatchPipeline(new ImageBatchPipelineOptions
             {
                 ImageColumnName = _o.ImageColumnName, LabelColumnName = _o.LabelColumnName, BatchSize = _o.BatchSize, ImageSize = _o.ImageSize,
-                Augmentation = _o.Augmentation, Normalization = _o.Normalization, Seed = _seed, WorkerThreads = _o.WorkerThreads,
+                Augmentation = _o.Augmentation, Normalization = NormalizationOf(_o), Seed = _seed, WorkerThreads = _o.WorkerThreads,
                 Shuffle = _o.Shuffle, ShufflePoolSize = _o.ShufflePoolSize, DropLast = false, BadImagePolicy = _o.BadImagePolicy,
                 Shard = Shard(pad: true),
             });
