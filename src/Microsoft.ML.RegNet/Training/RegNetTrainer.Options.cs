@@ -129,6 +129,14 @@ public sealed partial class RegNetTrainer
         /// <summary>Freeze the stem and the first N stages (0…4; 0: none). Outside 0…4 the trainer's constructor throws <see cref="ArgumentException"/>.</summary>
         public int FreezeStages;
 
+        /// <summary>With frozen parts (<see cref="FreezeStem"/> or <see cref="FreezeStages"/>), no training augmentation
+        /// (<c>Augmentation.Train</c> false) and no mixing, keep the frozen part's output of each image from the first epoch
+        /// and train later epochs on it, without reading, decoding or running the frozen part again (true). The results are
+        /// those of training without the cache. The validation set is not cached.</summary>
+        public bool CacheFrozenTrunk = true;
+        /// <summary>Memory for <see cref="CacheFrozenTrunk"/>, in MiB (1024); outputs beyond it go to a temporary file, deleted when Fit ends.</summary>
+        public int FrozenTrunkCacheMegabytes = 1024;
+
         /// <summary>Folder under which each Fit writes runs/&lt;yyyyMMdd-HHmmss&gt;-&lt;arch&gt;/ (null: no run folder).</summary>
         public string? WorkspacePath;
         /// <summary>Continue a run: a run folder (its latest checkpoint) or a checkpoint file. A checkpoint inside a run
