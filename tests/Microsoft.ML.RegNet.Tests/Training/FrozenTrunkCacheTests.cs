@@ -14,9 +14,8 @@ public sealed class FrozenTrunkCacheTests
     public void CachedTrainingEqualsUncachedTrainingAndLeavesFrozenWeightsBitIdentical()
     {
         using var data = new TinyImageData(perClass: 6, size: 40);
-        using var start = new RegNetModel(TinyImageData.TinySpec, 2, generator: new Generator(11));
-        string weights = Path.Combine(data.Folder, "start.safetensors");
-        RegNetWeights.SaveSafetensors(start, weights);
+        var (start, weights) = StartingWeights(data, 11);
+        using var _ = start;
 
         using var cached = data.Fit(Options(weights, cache: true));
         using var uncached = data.Fit(Options(weights, cache: false));
@@ -41,49 +40,50 @@ public sealed class FrozenTrunkCacheTests
     {
         // The images are deleted when the first epoch ends: only training from the cache can go on.
         using var data = new TinyImageData(perClass: 4, size: 40);
-        using var start = new RegNetModel(TinyImageData.TinySpec, 2, generator: new Generator(12));
-        string weights = Path.Combine(data.Folder, "start.safetensors");
-        RegNetWeights.SaveSafetensors(start, weights);
+        var (start, weights) = StartingWeights(data, 12);
+        using var _ = start;
 
-        int epochsEnded = 0;
-        RegNetTrainer.Options DeletingImages(bool cache)
-        {
-            var o = Options(weights, cache);
-            o.MetricsCallback = m =>
-            {
-                if (m.Phase != MetricsPhase.TrainEpoch || epochsEnded++ > 0) return;
-                foreach (var row in data.Rows) File.Delete(row.ImagePath);
-            };
-            return o;
-        }
-
-        using (var model = data.Fit(DeletingImages(cache: true)))
-            Assert.AreEqual(3, epochsEnded, "all three epochs trained");
+        var epochs = new int[1];
+        using (var model = data.Fit(DeletingImagesAfterFirstEpoch(Options(weights, cache: true), data, epochs)))
+            Assert.AreEqual(3, epochs[0], "all three epochs trained");
 
         using var again = new TinyImageData(perClass: 4, size: 40);
-        epochsEnded = 0;
-        var control = Options(weights, cache: false);
-        control.MetricsCallback = m =>
-        {
-            if (m.Phase != MetricsPhase.TrainEpoch || epochsEnded++ > 0) return;
-            foreach (var row in again.Rows) File.Delete(row.ImagePath);
-        };
+        var control = DeletingImagesAfterFirstEpoch(Options(weights, cache: false), again, new int[1]);
         Assert.Throws<Exception>(() => again.Fit(control).Dispose(), "without the cache the second epoch reads the deleted images");
+    }
+
+    // Counts ended epochs in epochs[0] and deletes the image files when the first ends.
+    private static RegNetTrainer.Options DeletingImagesAfterFirstEpoch(RegNetTrainer.Options options, TinyImageData data, int[] epochs)
+    {
+        options.MetricsCallback = m =>
+        {
+            if (m.Phase != MetricsPhase.TrainEpoch || epochs[0]++ > 0) return;
+            foreach (var row in data.Rows) File.Delete(row.ImagePath);
+        };
+        return options;
     }
 
     [TestMethod]
     public void CacheSpillsToDiskBeyondItsMemoryBudget()
     {
         using var data = new TinyImageData(perClass: 6, size: 40);
-        using var start = new RegNetModel(TinyImageData.TinySpec, 2, generator: new Generator(13));
-        string weights = Path.Combine(data.Folder, "start.safetensors");
-        RegNetWeights.SaveSafetensors(start, weights);
+        var (start, weights) = StartingWeights(data, 13);
+        using var _ = start;
         var inMemory = Options(weights, cache: true);
         var onDisk = Options(weights, cache: true);
         onDisk.FrozenTrunkCacheMegabytes = 0;
         using var a = data.Fit(inMemory);
         using var b = data.Fit(onDisk);
         TinyImageData.AssertSameWeights(a.Model, b.Model);
+    }
+
+    // A random tiny model saved as the starting weights of every Fit of a test.
+    private static (RegNetModel Model, string Path) StartingWeights(TinyImageData data, ulong seed)
+    {
+        var model = new RegNetModel(TinyImageData.TinySpec, 2, generator: new Generator(seed));
+        string path = Path.Combine(data.Folder, "start.safetensors");
+        RegNetWeights.SaveSafetensors(model, path);
+        return (model, path);
     }
 
     private static RegNetTrainer.Options Options(string weights, bool cache) => new()
