@@ -1,5 +1,5 @@
 // Time to accuracy of fine-tuning (docs/benchmarks.md, issue 15): a source model trained on Fashion-MNIST classes 0–4
-// (RegNetX-002 at 64 px, 1,000 images per class, saved as timm-layout safetensors under the file name of timm's X002 weights), fine-tuned to
+// (RegNetX-002 at 64 px, the first N images of each class, saved as timm-layout safetensors under the file name of timm's X002 weights), fine-tuned to
 // classes 5–9 from a few images per class: (a) from random weights, (b) end to end from the source, (c) stem and all four
 // stages frozen, without the trunk cache, (d) the same with the cache. Every variant: same images, seed, epochs, batch,
 // AdamW lr 1e-3, half-cosine per step, no augmentation (the trunk cache needs deterministic inputs), ImageNet mean/std
@@ -14,13 +14,13 @@ internal static class FineTuneBenchmark
 {
     private const string Source = "/usr/share/datasets/fashion-mnist";
 
-    public static int Run(string folder, int perClass, int epochs, int sourceEpochs, int threads)
+    public static int Run(string folder, int perClass, int epochs, int sourcePerClass, int sourceEpochs, int threads)
     {
         string weights = Path.Combine(folder, "weights");
         string file = Path.Combine(weights, PretrainedCatalog.File("X002", PretrainedSource.Timm).FileName);
         var train = FashionMnistFiles.ReadIdx(Source, "train");
         var test = FashionMnistFiles.ReadIdx(Source, "t10k");
-        if (!File.Exists(file)) MakeSourceModel(folder, train, file, sourceEpochs, threads);
+        if (!File.Exists(file)) MakeSourceModel(folder, train, file, sourcePerClass, sourceEpochs, threads);
         else Console.WriteLine($"Source model: {file} (delete it to train it again)");
 
         var target = Write(folder, "target-train", train, label => label >= 5, perClass);
@@ -79,10 +79,10 @@ internal static class FineTuneBenchmark
         return (metrics.MicroAccuracy, seconds, epochTimes);
     }
 
-    // Classes 0-4, the first 1,000 images of each, trained like the fine-tuning variants but with batch 128 and flips.
-    private static void MakeSourceModel(string folder, List<(int Label, byte[] Pixels)> train, string file, int epochs, int threads)
+    // Classes 0-4, the first perClass images of each, trained like the fine-tuning variants but with batch 128 and flips.
+    private static void MakeSourceModel(string folder, List<(int Label, byte[] Pixels)> train, string file, int perClass, int epochs, int threads)
     {
-        var rows = Write(folder, "source-train", train, label => label < 5, 1000);
+        var rows = Write(folder, "source-train", train, label => label < 5, perClass);
         Console.WriteLine($"Training the source model on classes 0-4 ({rows.Count} images, {epochs} epochs) ...");
         var clock = Stopwatch.StartNew();
         var options = Options(epochs, threads);

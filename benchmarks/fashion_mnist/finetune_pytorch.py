@@ -11,7 +11,7 @@ order of first appearance (as ML.NET's MapValueToKey does, so the source classif
 (b) trains everything; (c) sets requires_grad = False on the stem and trunk, keeps them in eval mode and trains the
 classifier. Wall time: loading the weights, preparing the images and training (not the evaluation).
 
-Usage: /usr/bin/python3 finetune_pytorch.py FOLDER [per_class=100] [epochs=10] [threads=2]
+Usage: /usr/bin/python3 finetune_pytorch.py FOLDER [per_class=30] [epochs=6] [threads=2]
 """
 import math
 import os
@@ -95,8 +95,8 @@ def run(variant, weights, train_x, train_y, test_x, test_y, epochs):
 
 def main():
     folder = sys.argv[1]
-    per_class = int(sys.argv[2]) if len(sys.argv) > 2 else 100
-    epochs = int(sys.argv[3]) if len(sys.argv) > 3 else 10
+    per_class = int(sys.argv[2]) if len(sys.argv) > 2 else 30
+    epochs = int(sys.argv[3]) if len(sys.argv) > 3 else 6
     torch.set_num_threads(int(sys.argv[4]) if len(sys.argv) > 4 else 2)
     weights = os.path.join(folder, "weights", "regnetx_002.pycls_in1k.safetensors")
     train_x, train_y = load("train")
