@@ -51,4 +51,17 @@ internal static class ReadmeExamples
         LoadedRegNet again = RegNetWeights.LoadModel("pets.regnet.safetensors");   // architecture, classes, preprocessing from the file
         RegNetWeights.SaveSafetensors(model, "pets.safetensors");                  // plain timm-layout safetensors for Python
     }
+
+    internal static void FineTuning(MLContext mlContext)
+    {
+        // Published weights by name, with their preprocessing (Keras: 1/255 and TensorFlow "same" padding), stem and stages frozen:
+        var fineTune = mlContext.MulticlassClassification.Trainers.RegNet(new RegNetTrainer.Options
+        {
+            Architecture = "X002", Pretrained = PretrainedSource.Keras, FreezeStages = 4, MaxEpochs = 20,
+            Augmentation = AugmentationOptions.Evaluation(),   // no augmentation: later epochs train on cached trunk outputs
+        });
+        // Or pooled features (include_top=False) for any ML.NET trainer; the pipeline saves and loads like any other:
+        var featurePipeline = mlContext.Transforms.RegNetFeatures("Features", "Image", "X002", PretrainedSource.Keras)
+            .Append(mlContext.MulticlassClassification.Trainers.SdcaMaximumEntropy("Label", "Features"));
+    }
 }

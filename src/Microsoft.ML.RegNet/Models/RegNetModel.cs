@@ -83,9 +83,7 @@ public sealed class RegNetModel : nn.Module<Tensor, Tensor>, IOnnxExportable
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
-        var pooled = Body(input, features: null).mean(new long[] { 2, 3 });
-        var output = _head is null ? pooled : _head.call(pooled);
-        return output.MoveToOuterDisposeScope();
+        return ForwardFromTrunk(ForwardTrunk(input, _stages.Length), _stages.Length).MoveToOuterDisposeScope();
     }
 
     /// <summary>The output of each of the four stages (strides 4, 8, 16, 32), for feature extraction and dense tasks.</summary>
@@ -103,6 +101,25 @@ public sealed class RegNetModel : nn.Module<Tensor, Tensor>, IOnnxExportable
     {
         using var scope = NewDisposeScope();
         return Body(input, features: null).mean(new long[] { 2, 3 }).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The stem and the first <paramref name="stages"/> stages (the frozen part when fine-tuning); call inside a dispose scope.</summary>
+    internal Tensor ForwardTrunk(Tensor input, int stages)
+    {
+        ValidateInput(input);
+        var x = _stem.call(input);
+        for (int i = 0; i < stages; i++) x = _stages[i].call(x);
+        return x;
+    }
+
+    /// <summary>The rest of the network from the output of <see cref="ForwardTrunk"/>: stages from <paramref name="firstStage"/>
+    /// on, pooling and the classifier. Call inside a dispose scope.</summary>
+    internal Tensor ForwardFromTrunk(Tensor trunk, int firstStage)
+    {
+        var x = trunk;
+        for (int i = firstStage; i < _stages.Length; i++) x = _stages[i].call(x);
+        var pooled = x.mean(new long[] { 2, 3 });
+        return _head is null ? pooled : _head.call(pooled);
     }
 
     // Stem and stages; call inside a dispose scope. Fills features[i] with stage i's output when asked.

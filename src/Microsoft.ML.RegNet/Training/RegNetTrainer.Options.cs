@@ -88,8 +88,9 @@ public sealed partial class RegNetTrainer
         public AugmentationOptions Augmentation = AugmentationOptions.Training();
         /// <summary>Batch mixing: mixup α, CutMix α, partner choice.</summary>
         public MixingOptions Mixing = new();
-        /// <summary>Input normalisation. Keras-trained weights use <see cref="ImageNormalization.UnitScale"/>.</summary>
-        public ImageNormalization Normalization = ImageNormalization.ImageNet;
+        /// <summary>Input normalisation. Null (default): the one <see cref="Pretrained"/> weights were trained with (Keras: 1/255
+        /// only; pycls, timm, torchvision: ImageNet mean/std), otherwise ImageNet mean/std. Set it to override.</summary>
+        public ImageNormalization? Normalization;
         /// <summary>Evaluation centre-crop fraction (resize shorter side to ImageSize / CropFraction).</summary>
         public double CropFraction = 0.875;
         /// <summary>Shuffle the training data each epoch (deterministic per seed and epoch).</summary>
@@ -112,12 +113,29 @@ public sealed partial class RegNetTrainer
         /// a checkpoint of this trainer. A classifier of another class count is re-initialised.
         /// </summary>
         public string? StartingWeightsPath;
+        /// <summary>Start from the published weights of <see cref="Architecture"/> from this source (null: none), found through
+        /// <see cref="PretrainedCatalog"/>: <c>$REGNET_WEIGHTS_DIR</c>, the cache, or a SHA-256-verified download
+        /// (<see cref="PretrainedOptions"/>). Their preprocessing comes with them (Keras: 1/255 scaling and TensorFlow "same"
+        /// padding; the others: ImageNet mean/std) unless <see cref="Normalization"/> is set; a classifier of another class
+        /// count is re-initialised. Cannot be combined with <see cref="Spec"/>, <see cref="StartingWeightsPath"/> or <see cref="StartingModel"/>.</summary>
+        public PretrainedSource? Pretrained;
+        /// <summary>Where <see cref="Pretrained"/> files are looked for and how they are fetched (offline mode, mirror, cache,
+        /// unverified sources); null: <see cref="RegNet.PretrainedOptions.Default"/>.</summary>
+        public PretrainedOptions? PretrainedOptions;
         /// <summary>A trained transformer to start from (fine-tuning); its weights are copied.</summary>
         public RegNetTransformer? StartingModel;
         /// <summary>Freeze the stem (no gradient, BatchNorm statistics kept).</summary>
         public bool FreezeStem;
         /// <summary>Freeze the stem and the first N stages (0…4; 0: none). Outside 0…4 the trainer's constructor throws <see cref="ArgumentException"/>.</summary>
         public int FreezeStages;
+
+        /// <summary>With frozen parts (<see cref="FreezeStem"/> or <see cref="FreezeStages"/>), no training augmentation
+        /// (<c>Augmentation.Train</c> false) and no mixing, keep the frozen part's output of each image from the first epoch
+        /// and train later epochs on it, without reading, decoding or running the frozen part again (true). The results are
+        /// those of training without the cache. The validation set is not cached.</summary>
+        public bool CacheFrozenTrunk = true;
+        /// <summary>Memory for <see cref="CacheFrozenTrunk"/>, in MiB (1024); outputs beyond it go to a temporary file, deleted when Fit ends.</summary>
+        public int FrozenTrunkCacheMegabytes = 1024;
 
         /// <summary>Folder under which each Fit writes runs/&lt;yyyyMMdd-HHmmss&gt;-&lt;arch&gt;/ (null: no run folder).</summary>
         public string? WorkspacePath;

@@ -162,12 +162,22 @@ public sealed partial class RegNetTrainer
                 CopyWeightsFrom(source, path);
                 _model.Padding = source.Padding;
             }
-            else if (_o.StartingWeightsPath is { } file)
+            else if (_o.StartingWeightsPath is { } file) LoadWeightFile(file);
+            else if (_o.Pretrained is { } source)
             {
-                // Any format RegNetWeights reads (Keras .h5, .pth/.pyth, safetensors, own format); a classifier of another size is re-initialised.
-                var report = RegNetWeights.Load(_model, file, new WeightLoadOptions { Strict = true, ReinitializeClassifierOnMismatch = true, ClassifierSeed = _seed });
-                _channel.Info(MessageSensitivity.None, $"Starting weights from {file}: {report}");
+                // The catalog's file: REGNET_WEIGHTS_DIR, the cache or a verified download; offline without it, the
+                // FileNotFoundException says where to put it.
+                string pretrainedPath = PretrainedWeights.GetFileAsync(_model.Spec.Name, source, _o.PretrainedOptions, _o.CancellationToken).GetAwaiter().GetResult();
+                LoadWeightFile(pretrainedPath);
             }
+        }
+
+        // Any format RegNetWeights reads (Keras .h5, .pth/.pyth, safetensors, own format); a classifier of another size is
+        // re-initialised, and the file's padding style (TensorFlow "same" for Keras) is set on the model.
+        private void LoadWeightFile(string file)
+        {
+            var report = RegNetWeights.Load(_model, file, new WeightLoadOptions { Strict = true, ReinitializeClassifierOnMismatch = true, ClassifierSeed = _seed });
+            _channel.Info(MessageSensitivity.None, $"Starting weights from {file}: {report}");
         }
 
         private void CopyWeightsFrom(RegNetModel from, string what)

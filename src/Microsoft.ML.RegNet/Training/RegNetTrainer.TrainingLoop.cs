@@ -56,7 +56,7 @@ public sealed partial class RegNetTrainer
             var trainPipeline = new ImageBatchPipeline(new ImageBatchPipelineOptions
             {
                 ImageColumnName = _o.ImageColumnName, LabelColumnName = _o.LabelColumnName, BatchSize = _o.BatchSize, ImageSize = _o.ImageSize,
-                Augmentation = _o.Augmentation, Normalization = _o.Normalization, Seed = _seed, WorkerThreads = _o.WorkerThreads,
+                Augmentation = _o.Augmentation, Normalization = NormalizationOf(_o), Seed = _seed, WorkerThreads = _o.WorkerThreads,
                 Shuffle = _o.Shuffle, ShufflePoolSize = _o.ShufflePoolSize, DropLast = false, BadImagePolicy = _o.BadImagePolicy,
                 Shard = Shard(pad: true),
             });
@@ -68,6 +68,7 @@ public sealed partial class RegNetTrainer
             });
             if (validation is not null)
                 validation = EvaluationPreprocessing.Apply(validation, new EvaluationCrop(_o.ImageSize, _o.CropFraction), _o.ImageColumnName, _columns.ImageIsBytes);
+            _trunkCache = CanCacheTrunk() ? new FrozenTrunkCache((long)_o.FrozenTrunkCacheMegabytes << 20, Path.GetTempPath()) : null;
             try
             {
                 var (session, schedule) = StartSession(train, optimizer, decay);
@@ -85,6 +86,7 @@ public sealed partial class RegNetTrainer
             finally
             {
                 _model.SetTrainingNormalization(null); // the returned model normalises on its own
+                _trunkCache?.Dispose();
                 _run?.Dispose();
                 if (trainPipeline.BadImagesSkipped > 0)
                     _channel.Warning(MessageSensitivity.None, $"{trainPipeline.BadImagesSkipped} training images were unreadable or could not be decoded and were skipped: {trainPipeline.DescribeBadRows()}");
@@ -98,7 +100,7 @@ public sealed partial class RegNetTrainer
             // Data-parallel: the batch of one step is BatchSize on every rank.
             double lrScale = _o.LearningRateReferenceBatchSize is { } reference ? (double)_o.BatchSize * (_parallel?.Size ?? 1) / reference : 1.0;
             var state = new TrainingState(0, 0, 0, CheckpointPolicy.InitialBest(_o.EarlyStopping), 0, _model.Spec.ToJson(), _columns.NumberOfClasses);
-            long rows = CountRows(train);
+            long rows = _trainRows = CountRows(train);
             long rankRows = Shard(pad: true)?.RowsOf(rows) ?? rows;
             _stepsPerEpoch = (int)((rankRows + _o.BatchSize - 1) / _o.BatchSize);
             OpenRunFolder(ref state, optimizer, rows);
@@ -115,7 +117,7 @@ public sealed partial class RegNetTrainer
             if (_run is not null) _sinks.Add(_run);
             if (_o.MetricsCallback is { } callback && IsRoot) _sinks.Add(new DelegateMetricsSink(callback));
             if (IsRoot) _sinks.Add(new DelegateMetricsSink(m => _channel.Info(MessageSensitivity.None, m.ToString())));
-            var session = new TrainingSession(_model, optimizer, decay, schedule, mixer, _seed, _frozen, state);
+            var session = new TrainingSession(_model, optimizer, decay, schedule, mixer, _seed, _frozen, state, TrunkStages);
             if (_parallel is { } parallel)
             {
                 var trainable = _model.parameters().Where(p => p.requires_grad).ToList();
@@ -172,7 +174,7 @@ public sealed partial class RegNetTrainer
             var window = new MetricsAccumulator();
             var whole = new MetricsAccumulator();
             double lr = session.Schedule.At(epoch, skipBatches);
-            using var batches = pipeline.Read(train, epoch, skipBatches, ReadCancellation).GetEnumerator();
+            using var batches = EpochBatches(train, session, pipeline, epoch, skipBatches).GetEnumerator();
             while (true)
             {
                 try
@@ -218,6 +220,7 @@ public sealed partial class RegNetTrainer
                 throw new InvalidOperationException(epoch == 0 && skipBatches == 0
                     ? "The training data is empty (no row had a decodable image and a label)."
                     : $"Epoch {epoch} produced no batches.");
+            if (skipBatches == 0) CompleteTrunkCache(session);
             Globalize(whole);
             _lastTrain = whole.ToMetrics(MetricsPhase.TrainEpoch, epoch, session.State.GlobalStep, lr);
             Report(_lastTrain);

@@ -39,13 +39,29 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
     /// <summary>The options this trainer was created with.</summary>
     public Options TrainerOptions { get; }
 
-    /// <summary>The architecture that will be trained.</summary>
-    public RegNetSpec Spec => TrainerOptions.Spec ?? RegNetSpec.FromName(TrainerOptions.Architecture);
+    /// <summary>The architecture that will be trained (with <see cref="Options.Pretrained"/>, the width rounding of those weights).</summary>
+    public RegNetSpec Spec => TrainerOptions.Spec ?? SpecOf(TrainerOptions);
+
+    private static RegNetSpec SpecOf(Options o)
+    {
+        if (o.Pretrained is not { } source) return RegNetSpec.FromName(o.Architecture);
+        var file = PretrainedCatalog.File(o.Architecture, source);
+        return RegNetSpec.FromName(file.Model, file.Rounding);
+    }
+
+    // The user's normalisation, else the pretrained weights' own (a property of the catalog entry, so a resumed run, which
+    // loads no starting weights, resolves the same), else ImageNet mean/std.
+    internal static ImageNormalization NormalizationOf(Options o) =>
+        o.Normalization ?? (o.Pretrained is { } source ? PretrainedCatalog.File(o.Architecture, source).Preprocessing.Normalization : ImageNormalization.ImageNet);
 
     private static void Validate(Options o)
     {
         static void Require(bool ok, string message) { if (!ok) throw new ArgumentException(message, "options"); }
-        _ = o.Spec ?? RegNetSpec.FromName(o.Architecture);
+        _ = o.Spec ?? SpecOf(o);
+        if (o.Pretrained is { } source)
+            Require(o.Spec is null && o.StartingWeightsPath is null && o.StartingModel is null,
+                $"Pretrained = {source} loads the published weights of Architecture ('{o.Architecture}'); it cannot be combined with Spec, " +
+                "StartingWeightsPath or StartingModel. Set only one of them.");
         ComputeDevice.Validate(o.Device);
         Require(o.ImageSize >= RegNetModel.MinimumInputSize, $"ImageSize must be at least {RegNetModel.MinimumInputSize} (got {o.ImageSize}).");
         Require(o.BatchSize >= 1, $"BatchSize must be at least 1 (got {o.BatchSize}).");
@@ -124,7 +140,7 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
             var loop = new TrainingLoop(this, model, columns, seed, channel, parallel);
             loop.Run(train, validation);
             channel.Info(MessageSensitivity.None, $"Training finished: {loop.Summary}");
-            return new RegNetTransformer(_env, model, columns.LabelType, columns.ClassNames, o.Normalization, o.ImageSize, o.CropFraction,
+            return new RegNetTransformer(_env, model, columns.LabelType, columns.ClassNames, NormalizationOf(o), o.ImageSize, o.CropFraction,
                 o.ImageColumnName, o.ScoreColumnName, o.PredictedLabelColumnName, loop.RunPath, columns.ImageIsBytes);
         }
         catch (Exception e)

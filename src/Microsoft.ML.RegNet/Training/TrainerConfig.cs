@@ -8,6 +8,7 @@ internal static class TrainerConfig
 {
     public static IReadOnlyDictionary<string, object?> Describe(RegNetTrainer.Options o, RegNetSpec spec, InputColumns columns, int seed, long? trainingRows = null)
     {
+        var n = RegNetTrainer.NormalizationOf(o);
         var config = new SortedDictionary<string, object?>(StringComparer.Ordinal)
         {
             ["architecture"] = spec.Name,
@@ -22,14 +23,14 @@ internal static class TrainerConfig
             ["native_allocator"] = TorchRuntime.NativeAllocator,
             ["augmentation"] = o.Augmentation,
             ["mixing"] = o.Mixing,
-            ["normalization"] = new { o.Normalization.Scale, o.Normalization.Mean, o.Normalization.Std, Order = o.Normalization.Order.ToString() },
+            ["normalization"] = new { n.Scale, n.Mean, n.Std, Order = n.Order.ToString() },
         };
         if (trainingRows is { } rows) config["training_rows"] = rows;
         foreach (var field in typeof(RegNetTrainer.Options).GetFields())
         {
             object? value = field.GetValue(o);
             if (value is null || value is IDataView || value is Delegate || value is CancellationToken || value is RegNetSpec
-                || value is RegNetTransformer || field.Name is nameof(RegNetTrainer.Options.Augmentation) or nameof(RegNetTrainer.Options.Mixing) or nameof(RegNetTrainer.Options.Normalization))
+                || value is RegNetTransformer || value is PretrainedOptions || field.Name is nameof(RegNetTrainer.Options.Augmentation) or nameof(RegNetTrainer.Options.Mixing) or nameof(RegNetTrainer.Options.Normalization))
                 continue;
             config[field.Name] = value is Enum ? value.ToString() : value;
         }
@@ -48,6 +49,7 @@ internal static class TrainerConfig
         nameof(RegNetTrainer.Options.MaxEpochs), nameof(RegNetTrainer.Options.WorkerThreads), nameof(RegNetTrainer.Options.NumberOfThreads),
         nameof(RegNetTrainer.Options.LogEveryNSteps), nameof(RegNetTrainer.Options.CheckpointEveryNSteps), nameof(RegNetTrainer.Options.WorkspacePath),
         nameof(RegNetTrainer.Options.ResumeFrom), nameof(RegNetTrainer.Options.ResumeFromPreviousCheckpoint), nameof(RegNetTrainer.Options.StartingWeightsPath),
+        nameof(RegNetTrainer.Options.Pretrained), nameof(RegNetTrainer.Options.CacheFrozenTrunk), nameof(RegNetTrainer.Options.FrozenTrunkCacheMegabytes),
         nameof(RegNetTrainer.Options.EarlyStopping), nameof(RegNetTrainer.Options.LabelColumnName), nameof(RegNetTrainer.Options.ImageColumnName),
         nameof(RegNetTrainer.Options.ScoreColumnName), nameof(RegNetTrainer.Options.PredictedLabelColumnName),
         nameof(RegNetTrainer.Options.Seed), nameof(RegNetTrainer.Options.Architecture), nameof(RegNetTrainer.Options.DataParallel),

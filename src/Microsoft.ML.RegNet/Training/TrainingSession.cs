@@ -27,11 +27,14 @@ internal sealed class TrainingSession
     private readonly BatchMixer _mixer;
     private readonly int _seed;
     private readonly IReadOnlyList<nn.Module> _frozen;
+    private readonly int? _trunkStages;
     private readonly Device _device;
 
+    // trunkStages: stages frozen after the (frozen) stem; null when nothing is frozen.
     public TrainingSession(RegNetModel model, OptimizerHelper optimizer, WeightDecay decay, LearningRateSchedule schedule, BatchMixer mixer,
-        int seed, IReadOnlyList<nn.Module> frozen, TrainingState state)
+        int seed, IReadOnlyList<nn.Module> frozen, TrainingState state, int? trunkStages = null)
     {
+        _trunkStages = trunkStages;
         _model = model;
         _optimizer = optimizer;
         _decay = decay;
@@ -52,6 +55,10 @@ internal sealed class TrainingSession
     /// gradients over the processes here. Null: nothing.</summary>
     public Action? AfterBackward { get; set; }
 
+    /// <summary>Receives each batch's frozen trunk output (computed in eval mode without autograd) before the unfrozen part
+    /// runs: the trainer's <see cref="FrozenTrunkCache"/> keeps it. Null: nothing.</summary>
+    public Action<ImageBatch, Tensor>? TrunkComputed { get; set; }
+
     /// <summary>Combines <see cref="Evaluate"/>'s sums over processes before they become metrics (data-parallel). Null: nothing.</summary>
     public Action<MetricsAccumulator>? ReduceMetrics { get; set; }
 
@@ -69,7 +76,7 @@ internal sealed class TrainingSession
         var (images, targets, _) = _mixer.Mix(batchImages, labels, random);
 
         _optimizer.zero_grad();
-        var logits = _model.call(images);
+        var logits = Forward(batch, images);
         var loss = -(targets * nn.functional.log_softmax(logits, 1)).sum(1).mean();
         double lossValue = loss.item<float>();
         if (!double.IsFinite(lossValue)) return new StepResult(lossValue, 0, 0, batch.Count, lr);
@@ -81,6 +88,20 @@ internal sealed class TrainingSession
         var (top1, top5) = Hits(logits, labels);
         State = State with { BatchInEpoch = stepInEpoch + 1, GlobalStep = State.GlobalStep + 1 };
         return new StepResult(lossValue, top1, top5, batch.Count, lr);
+    }
+
+    // With a frozen trunk, it runs without autograd (in eval mode, SetTrainMode) or comes from the cache, and only the
+    // rest of the network records a graph; otherwise the whole model.
+    private Tensor Forward(ImageBatch batch, Tensor images)
+    {
+        if (_trunkStages is not { } stages) return _model.call(images);
+        Tensor trunk = images;
+        if (!batch.HoldsTrunkOutput)
+        {
+            using (no_grad()) trunk = _model.ForwardTrunk(images, stages);
+            TrunkComputed?.Invoke(batch, trunk);
+        }
+        return _model.ForwardFromTrunk(trunk, stages);
     }
 
     /// <summary>Loss and accuracy on <paramref name="data"/> in evaluation mode; the model is back in training mode after.</summary>

@@ -26,6 +26,10 @@ internal sealed class ImageBatch : IDisposable
     /// <summary><c>N</c> int64 0-based class indices (key − 1); null without a label column.</summary>
     public Tensor? Labels { get; }
 
+    /// <summary>True when <see cref="Images"/> holds the frozen trunk's output for these rows (read from the trainer's cache)
+    /// instead of images.</summary>
+    public bool HoldsTrunkOutput { get; init; }
+
     /// <summary>Source row index (cursor position in the data view) of each image.</summary>
     public long[] RowIndices { get; }
 

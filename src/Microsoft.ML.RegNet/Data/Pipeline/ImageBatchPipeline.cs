@@ -197,14 +197,20 @@ internal sealed partial class ImageBatchPipeline
         if (!Options.Shuffle && shard is null) return row => row < skipRows;
         var skipped = new HashSet<long>();
         var rows = shard is null ? RowNumbers(RowSource.CountRows(data)) : shard.Order();
-        var order = Options.Shuffle ? ShuffleBuffer.Shuffle(rows, Options.ShufflePoolSize, ShuffleRandom(epoch)) : rows;
-        foreach (long row in order)
+        foreach (long row in Order(rows, epoch))
         {
             if (skipped.Count == skipRows) break;
             skipped.Add(row);
         }
         return skipped.Contains;
     }
+
+    /// <summary>The order in which an epoch delivers the rows of a data view of <paramref name="count"/> rows (one process,
+    /// no bad rows): replayed on row numbers alone, without reading anything.</summary>
+    internal IEnumerable<long> RowOrder(long count, int epoch) => Order(RowNumbers(count), epoch);
+
+    private IEnumerable<long> Order(IEnumerable<long> rows, int epoch) =>
+        Options.Shuffle ? ShuffleBuffer.Shuffle(rows, Options.ShufflePoolSize, ShuffleRandom(epoch)) : rows;
 
     private static IEnumerable<long> RowNumbers(long count)
     {

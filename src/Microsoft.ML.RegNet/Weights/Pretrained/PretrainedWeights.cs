@@ -20,6 +20,10 @@ public sealed record PretrainedOptions
     /// <summary>Allow files without a published hash (pycls, timm). They are still downloaded atomically, but not verified.</summary>
     public bool AllowUnverified { get; init; }
 
+    /// <summary>SHA-256 (lower-case hex) to require instead of the published one, by file name (e.g. <c>regnetx002.h5</c>):
+    /// for your own retrained or converted weights placed under a catalog name. The file is still verified, against this hash.</summary>
+    public IReadOnlyDictionary<string, string>? ExpectedSha256 { get; init; }
+
     /// <summary>The client to download with; a new one when null.</summary>
     public HttpClient? HttpClient { get; init; }
 
@@ -52,6 +56,7 @@ public static class PretrainedWeights
     {
         options ??= PretrainedOptions.Default;
         var file = PretrainedCatalog.File(model, source);
+        if (options.ExpectedSha256?.GetValueOrDefault(file.FileName) is { } own) file = file with { Sha256 = own, Sha256Prefix = null };
         if (!file.IsVerifiable && !options.AllowUnverified)
             throw new InvalidOperationException(
                 $"{file.Source} publishes no hash for {file.FileName}, so a download cannot be verified. Set PretrainedOptions.AllowUnverified " +
