@@ -91,4 +91,16 @@ public sealed class TrainCommandTests
         Assert.AreEqual(0, run.ExitCode, run.Output);
         StringAssert.Contains(run.Output, "on 8 images of 2 classes, validating on 4");
     }
+
+    [TestMethod]
+    public void CtrlCBeforeTheFirstStepStopsWithoutARunToResume()
+    {
+        using var images = new ToolImages();
+        string data = images.Folder("train", perClass: 4);
+        // The header is printed just before Fit starts, so Fit finds the token cancelled.
+        var stopped = ToolRun.Invoke(interactive: false, stopWhenOutputContains: "training tiny on", images.TrainArgs(data, epochs: 1));
+        Assert.AreEqual(130, stopped.ExitCode, stopped.Output);
+        StringAssert.Contains(stopped.Output, "stopped before the first training step");
+        Assert.DoesNotContain("internal error", stopped.Output);
+    }
 }
