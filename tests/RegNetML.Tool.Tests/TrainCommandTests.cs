@@ -103,4 +103,17 @@ public sealed class TrainCommandTests
         StringAssert.Contains(stopped.Output, "stopped before the first training step");
         Assert.DoesNotContain("internal error", stopped.Output);
     }
+
+    [TestMethod]
+    public void RegnetJsonIsWrittenWhenTheRunFolderOpensSoAFailedRunHasIt()
+    {
+        using var images = new ToolImages();
+        string data = images.Folder("train", perClass: 4);
+        // A learning rate that makes the loss diverge: the trainer stops with an error after the run folder exists.
+        var run = ToolRun.Invoke(images.TrainArgs(data, epochs: 3, "--lr", "1e12", "--weight-decay", "0", "--name", "diverges"));
+        Assert.AreNotEqual(0, run.ExitCode, run.Output);
+        StringAssert.Contains(run.Output, "Lower the learning rate");
+        string folder = Directory.GetDirectories(Path.Combine(images.Root, "ws", "runs")).Single();
+        StringAssert.Contains(File.ReadAllText(Path.Combine(folder, "regnet.json")), "\"Name\": \"diverges\"");
+    }
 }
