@@ -46,6 +46,12 @@ internal static class RegNetApp
 
     private static int Report(Exception exception, IAnsiConsole console, bool verbose)
     {
+        // Ctrl-C before training had taken a step: nothing to keep, nothing to resume.
+        if (exception is OperationCanceledException)
+        {
+            console.Raw("stopped before the first training step; nothing was written to resume from.");
+            return Commands.TrainCommand.InterruptedExitCode;
+        }
         var userError = exception switch
         {
             UserError or CommandParseException or CommandRuntimeException => exception,

@@ -91,4 +91,29 @@ public sealed class TrainCommandTests
         Assert.AreEqual(0, run.ExitCode, run.Output);
         StringAssert.Contains(run.Output, "on 8 images of 2 classes, validating on 4");
     }
+
+    [TestMethod]
+    public void CtrlCBeforeTheFirstStepStopsWithoutARunToResume()
+    {
+        using var images = new ToolImages();
+        string data = images.Folder("train", perClass: 4);
+        // The header is printed just before Fit starts, so Fit finds the token cancelled.
+        var stopped = ToolRun.Invoke(interactive: false, stopWhenOutputContains: "training tiny on", images.TrainArgs(data, epochs: 1));
+        Assert.AreEqual(130, stopped.ExitCode, stopped.Output);
+        StringAssert.Contains(stopped.Output, "stopped before the first training step");
+        Assert.DoesNotContain("internal error", stopped.Output);
+    }
+
+    [TestMethod]
+    public void RegnetJsonIsWrittenWhenTheRunFolderOpensSoAFailedRunHasIt()
+    {
+        using var images = new ToolImages();
+        string data = images.Folder("train", perClass: 4);
+        // A learning rate that makes the loss diverge: the trainer stops with an error after the run folder exists.
+        var run = ToolRun.Invoke(images.TrainArgs(data, epochs: 3, "--lr", "1e12", "--weight-decay", "0", "--name", "diverges"));
+        Assert.AreNotEqual(0, run.ExitCode, run.Output);
+        StringAssert.Contains(run.Output, "Lower the learning rate");
+        string folder = Directory.GetDirectories(Path.Combine(images.Root, "ws", "runs")).Single();
+        StringAssert.Contains(File.ReadAllText(Path.Combine(folder, "regnet.json")), "\"Name\": \"diverges\"");
+    }
 }

@@ -3,6 +3,12 @@ namespace RegNetML.Tool.Tests;
 /// <summary>One tiny run trained once per test assembly for the commands that need a model (evaluate, predict, export, weights).</summary>
 internal static class TrainedRun
 {
+    /// <summary>Deletes the shared run's temporary folder (called once the assembly's tests are done).</summary>
+    public static void Delete()
+    {
+        if (Shared.IsValueCreated) Shared.Value.Images.Dispose();
+    }
+
     private static readonly Lazy<(ToolImages Images, string Run, string Val)> Shared = new(() =>
     {
         var images = new ToolImages();

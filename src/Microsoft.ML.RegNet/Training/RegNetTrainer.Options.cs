@@ -175,6 +175,9 @@ public sealed partial class RegNetTrainer
         /// <summary>Threads that decode and augment images while the model trains.</summary>
         public int WorkerThreads = Math.Max(1, Environment.ProcessorCount);
 
+        /// <summary>Called (on rank 0) with the run folder once Fit has created it, or reopened it to resume, before the first
+        /// step: a place for files of the caller's own beside config.json, there even if the process is killed later.</summary>
+        public Action<string>? RunFolderOpened;
         /// <summary>Receives metrics every <see cref="LogEveryNSteps"/> steps and at the end of every epoch.</summary>
         public Action<RegNetTrainingMetrics>? MetricsCallback;
         /// <summary>Steps between step metrics (50) sent to <see cref="MetricsCallback"/>, the run folder and the log. Must be at least 1, or the trainer's constructor throws <see cref="ArgumentException"/>.</summary>

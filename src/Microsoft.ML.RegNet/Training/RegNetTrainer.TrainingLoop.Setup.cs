@@ -23,6 +23,7 @@ public sealed partial class RegNetTrainer
             if (_o.ResumeFrom is { } resume)
             {
                 state = Resume(resume, optimizer, config);
+                if (_run is not null) _o.RunFolderOpened?.Invoke(_run.Path);
                 return;
             }
             if (_o.WorkspacePath is null) return;
@@ -30,6 +31,7 @@ public sealed partial class RegNetTrainer
             _run.WriteConfig(config);
             _checkpoints = new CheckpointPolicy(_run, _o.EarlyStopping, _model, optimizer) { Config = config };
             _channel.Info(MessageSensitivity.None, $"Run folder: {_run.Path}");
+            _o.RunFolderOpened?.Invoke(_run.Path);
         }
 
         // Loads the checkpoint after comparing its configuration with this run's, and continues its run folder.

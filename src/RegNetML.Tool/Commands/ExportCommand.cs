@@ -46,6 +46,7 @@ internal sealed class ExportCommand(IAnsiConsole console) : Command<ExportComman
 
         using var network = NetworkFile.Load(Source(settings.Model));
         console.WriteLine($"read {network.Report.Path}: {network.Model.Spec.Name}, {network.Model.NumberOfClasses} classes");
+        foreach (var note in network.Report.Notes) console.WriteLine($"note: {note}");
         foreach (var output in outputs)
         {
             NetworkFile.Write(network, output);

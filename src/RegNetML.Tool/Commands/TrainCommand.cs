@@ -43,6 +43,8 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         var (model, ml, schema) = progress.Run(console, style, callback =>
         {
             options.MetricsCallback = callback;
+            // Written as soon as the run folder exists, so that a run killed later can still be resumed by its folder alone.
+            options.RunFolderOpened = folder => RunRecord.Write(folder, settings);
             try
             {
                 return Fit(train, validation, options);
@@ -54,7 +56,6 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         });
         string? run = ((IEnumerable<ITransformer>)model).OfType<RegNetTransformer>().Single().RunPath;
         if (!DataParallelEnvironment.IsRoot || run is null) return 0;
-        RunRecord.Write(run, settings);
         // The library's curves.png has no axes (it cannot use ScottPlot: see RegNetML.Tool.Plots); the tool redraws it.
         RunCharts.WriteCurves(RegNetRun.Load(run));
         if (cancellation.IsCancellationRequested)

@@ -51,6 +51,33 @@ public sealed class RunDirectoryTests
         }
     }
 
+    [TestMethod]
+    public void RunFolderOpenedSeesTheNewFolderBeforeTheFirstStepAndTheReopenedOneOnResume()
+    {
+        using var data = new TinyImageData(perClass: 4);
+        string workspace = Directory.CreateTempSubdirectory("regnet-opened-").FullName;
+        try
+        {
+            var seen = new List<(string Folder, bool HasConfig, bool HasCheckpoint)>();
+            void Opened(string folder) => seen.Add((folder, File.Exists(Path.Combine(folder, "config.json")),
+                File.Exists(Path.Combine(folder, "checkpoints", RunDirectory.LatestCheckpointName))));
+            var first = TinyOptions(epochs: 1);
+            (first.WorkspacePath, first.RunFolderOpened) = (workspace, Opened);
+            using (var trained = data.Fit(first))
+                CollectionAssert.AreEqual(new[] { (trained.RunPath!, true, false) }, seen, "once, with config.json and before any checkpoint");
+
+            var resumed = TinyOptions(epochs: 2);
+            (resumed.ResumeFrom, resumed.RunFolderOpened) = (seen[0].Folder, Opened);
+            data.Fit(resumed).Dispose();
+            Assert.HasCount(2, seen);
+            Assert.AreEqual(seen[0].Folder, seen[1].Folder, "a resume reports the run folder it continues");
+        }
+        finally
+        {
+            Directory.Delete(workspace, recursive: true);
+        }
+    }
+
     private static long[] Steps(IEnumerable<(string Tag, long Step, float Value)> scalars, string tag) =>
         scalars.Where(s => s.Tag == tag).Select(s => s.Step).ToArray();
 }

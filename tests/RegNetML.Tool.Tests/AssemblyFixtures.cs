@@ -1,0 +1,8 @@
+namespace RegNetML.Tool.Tests;
+
+[TestClass]
+public sealed class AssemblyFixtures
+{
+    [AssemblyCleanup]
+    public static void DeleteSharedRun() => TrainedRun.Delete();
+}
