@@ -91,7 +91,7 @@ public sealed class RegNetModel : nn.Module<Tensor, Tensor>, IOnnxExportable
     {
         using var scope = NewDisposeScope();
         var features = new Tensor[_stages.Length];
-        Body(input, features);
+        ForwardTrunk(input, _stages.Length, features);
         foreach (var f in features) f.MoveToOuterDisposeScope();
         return features;
     }
@@ -100,15 +100,23 @@ public sealed class RegNetModel : nn.Module<Tensor, Tensor>, IOnnxExportable
     public Tensor ForwardPooled(Tensor input)
     {
         using var scope = NewDisposeScope();
-        return Body(input, features: null).mean(new long[] { 2, 3 }).MoveToOuterDisposeScope();
+        return ForwardTrunk(input, _stages.Length).mean(new long[] { 2, 3 }).MoveToOuterDisposeScope();
     }
 
-    /// <summary>The stem and the first <paramref name="stages"/> stages (the frozen part when fine-tuning); call inside a dispose scope.</summary>
-    internal Tensor ForwardTrunk(Tensor input, int stages)
+    /// <summary>The stem and the first <paramref name="stages"/> stages (the whole body, or the frozen part when fine-tuning);
+    /// fills <paramref name="features"/>[i] with stage i's output when given. Call inside a dispose scope.</summary>
+    internal Tensor ForwardTrunk(Tensor input, int stages, Tensor[]? features = null)
     {
         ValidateInput(input);
+        // Channels-last (NHWC) strides would train 1.3× faster with oneDNN, but its AVX2 NHWC kernels compute wrong forward
+        // results for ungrouped convolutions of ≥184 channels on small maps, and its AVX kernels (correct) are no faster
+        // than AVX2 in NCHW; so the network runs in the default layout (README, "oneDNN").
         var x = _stem.call(input);
-        for (int i = 0; i < stages; i++) x = _stages[i].call(x);
+        for (int i = 0; i < stages; i++)
+        {
+            x = _stages[i].call(x);
+            if (features is not null) features[i] = x;
+        }
         return x;
     }
 
@@ -120,22 +128,6 @@ public sealed class RegNetModel : nn.Module<Tensor, Tensor>, IOnnxExportable
         for (int i = firstStage; i < _stages.Length; i++) x = _stages[i].call(x);
         var pooled = x.mean(new long[] { 2, 3 });
         return _head is null ? pooled : _head.call(pooled);
-    }
-
-    // Stem and stages; call inside a dispose scope. Fills features[i] with stage i's output when asked.
-    private Tensor Body(Tensor input, Tensor[]? features)
-    {
-        ValidateInput(input);
-        // Channels-last (NHWC) strides would train 1.3× faster with oneDNN, but its AVX2 NHWC kernels compute wrong forward
-        // results for ungrouped convolutions of ≥184 channels on small maps, and its AVX kernels (correct) are no faster
-        // than AVX2 in NCHW; so the network runs in the default layout (README, "oneDNN").
-        var x = _stem.call(input);
-        for (int i = 0; i < _stages.Length; i++)
-        {
-            x = _stages[i].call(x);
-            if (features is not null) features[i] = x;
-        }
-        return x;
     }
 
     // Stem, stages, then the mean over H×W as GlobalAveragePool + Flatten, then the classifier when there is one.
