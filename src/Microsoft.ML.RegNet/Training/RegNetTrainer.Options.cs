@@ -129,6 +129,20 @@ public sealed partial class RegNetTrainer
         /// <summary>Freeze the stem and the first N stages (0…4; 0: none). Outside 0…4 the trainer's constructor throws <see cref="ArgumentException"/>.</summary>
         public int FreezeStages;
 
+        /// <summary>Fine-tuning's second phase: after this many epochs the parts frozen by <see cref="FreezeStem"/> and
+        /// <see cref="FreezeStages"/> train too, for the remaining epochs (as fastai's <c>fine_tune</c> unfreezes after its
+        /// frozen epochs, and Keras users unfreeze and fit again), best with <see cref="LayerDecay"/> so they move less than the
+        /// classifier. The frozen epochs use the frozen-trunk cache (<see cref="CacheFrozenTrunk"/>); from the unfreezing on,
+        /// BatchNorm layers of the unfrozen parts update their statistics. Null (default): frozen parts stay frozen. At least
+        /// 1, and something must be frozen, or the trainer's constructor throws <see cref="ArgumentException"/>.</summary>
+        public int? UnfreezeAfterEpochs;
+        /// <summary>Layer-wise learning-rate decay (timm's <c>layer_decay</c>), in (0, 1]: the classifier trains at the scheduled
+        /// rate, the last stage at LayerDecay times it, the stage before at LayerDecay², and so on to the stem at LayerDecay⁵
+        /// (for four stages), so that the pretrained features nearest the input change least. Decoupled weight decay follows
+        /// each parameter's own rate. Null (default): every parameter at the scheduled rate. Outside (0, 1] the trainer's
+        /// constructor throws <see cref="ArgumentException"/>.</summary>
+        public double? LayerDecay;
+
         /// <summary>With frozen parts (<see cref="FreezeStem"/> or <see cref="FreezeStages"/>), no training augmentation
         /// (<c>Augmentation.Train</c> false) and no mixing, keep the frozen part's output of each image from the first epoch
         /// and train later epochs on it, without reading, decoding or running the frozen part again (true). The results are

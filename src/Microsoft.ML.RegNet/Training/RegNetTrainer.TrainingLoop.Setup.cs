@@ -198,7 +198,8 @@ public sealed partial class RegNetTrainer
 
         private const string ClassifierPrefix = "head.";
 
-        private IEnumerable<Parameter> Freeze()
+        // Frozen parts: no gradient, BatchNorm statistics kept (TrainingSession keeps them in eval mode).
+        private void Freeze()
         {
             var frozen = new List<nn.Module>();
             if (_o.FreezeStem || _o.FreezeStages > 0) frozen.Add(_model.Stem);
@@ -206,25 +207,31 @@ public sealed partial class RegNetTrainer
             foreach (var module in frozen)
                 foreach (var p in module.parameters()) p.requires_grad = false;
             _frozen = frozen;
-            return _model.parameters().Where(p => p.requires_grad);
         }
 
         private List<nn.Module> _frozen = new();
 
-        private (OptimizerHelper, WeightDecay) CreateOptimizer(IEnumerable<Parameter> trainable)
+        // The optimizer holds the trainable parameters, and the frozen ones too when they are unfrozen later (their
+        // gradients stay empty until then, so the optimizer leaves them alone), in groups with learning-rate multipliers.
+        private (OptimizerHelper, WeightDecay) CreateOptimizer()
         {
-            var parameters = trainable.ToList();
-            var noDecay = _o.ExcludeNormAndBiasFromWeightDecay
-                ? parameters.Where(p => p.dim() <= 1).ToHashSet()
-                : new HashSet<Parameter>();
-            var decay = new WeightDecay(parameters.Where(p => !noDecay.Contains(p)), _o.WeightDecay, _o.WeightDecaySemantics);
+            bool unfreezesLater = _o.UnfreezeAfterEpochs is not null;
+            var groups = ParameterGroups.Of(_model, p => p.requires_grad || unfreezesLater, _o.LayerDecay);
+            _learningRateScales = groups.Select(g => g.LearningRateScale).ToArray();
+            var decayed = groups.SelectMany(g => g.Parameters.Select(p => (Parameter: p, g.LearningRateScale)))
+                .Where(x => !_o.ExcludeNormAndBiasFromWeightDecay || x.Parameter.dim() > 1);
+            var decay = new WeightDecay(decayed, _o.WeightDecay, _o.WeightDecaySemantics);
             OptimizerHelper optimizer = _o.Optimizer switch
             {
-                OptimizerKind.AdamW => optim.Adam(parameters, _o.LearningRate, _o.AdamBeta1, _o.AdamBeta2, _o.AdamEpsilon),
-                OptimizerKind.Sgd => optim.SGD(parameters, _o.LearningRate, _o.Momentum, nesterov: _o.Nesterov),
+                OptimizerKind.AdamW => optim.Adam(groups.Select(g => new Adam.ParamGroup(g.Parameters, _o.LearningRate * g.LearningRateScale,
+                    _o.AdamBeta1, _o.AdamBeta2, _o.AdamEpsilon)), _o.LearningRate, _o.AdamBeta1, _o.AdamBeta2, _o.AdamEpsilon),
+                OptimizerKind.Sgd => optim.SGD(groups.Select(g => new SGD.ParamGroup(g.Parameters, _o.LearningRate * g.LearningRateScale,
+                    _o.Momentum, nesterov: _o.Nesterov)), _o.LearningRate, _o.Momentum, nesterov: _o.Nesterov),
                 _ => throw new ArgumentOutOfRangeException(nameof(Options.Optimizer)),
             };
             return (optimizer, decay);
         }
+
+        private double[] _learningRateScales = { 1.0 };
     }
 }

@@ -51,7 +51,8 @@ public sealed partial class RegNetTrainer
             if (_o.ResumeFrom is null) { if (IsRoot) LoadStartingWeights(); }
             else if (_o.StartingWeightsPath is not null || _o.StartingModel is not null)
                 _channel.Info(MessageSensitivity.None, "Resuming: the starting weights are not loaded, the checkpoint's weights are.");
-            var (optimizer, decay) = CreateOptimizer(Freeze());
+            Freeze();
+            var (optimizer, decay) = CreateOptimizer();
             using var _ = optimizer;
             var trainPipeline = new ImageBatchPipeline(new ImageBatchPipelineOptions
             {
@@ -86,6 +87,7 @@ public sealed partial class RegNetTrainer
             finally
             {
                 _model.SetTrainingNormalization(null); // the returned model normalises on its own
+                _model.FoldFrozenNormalization(null);
                 _trunkCache?.Dispose();
                 _run?.Dispose();
                 if (trainPipeline.BadImagesSkipped > 0)
@@ -117,11 +119,13 @@ public sealed partial class RegNetTrainer
             if (_run is not null) _sinks.Add(_run);
             if (_o.MetricsCallback is { } callback && IsRoot) _sinks.Add(new DelegateMetricsSink(callback));
             if (IsRoot) _sinks.Add(new DelegateMetricsSink(m => _channel.Info(MessageSensitivity.None, m.ToString())));
-            var session = new TrainingSession(_model, optimizer, decay, schedule, mixer, _seed, _frozen, state, TrunkStages);
+            // After the weights are final (loaded, resumed, broadcast): the frozen part's BatchNorm folded into its convolutions.
+            _model.FoldFrozenNormalization(TrunkStages);
+            var session = new TrainingSession(_model, optimizer, decay, schedule, mixer, _seed, _frozen, state, TrunkStages, _learningRateScales);
             if (_parallel is { } parallel)
             {
-                var trainable = _model.parameters().Where(p => p.requires_grad).ToList();
-                session.AfterBackward = () => parallel.AverageGradients(trainable);
+                _trainable = _model.parameters().Where(p => p.requires_grad).ToList();
+                session.AfterBackward = () => parallel.AverageGradients(_trainable);
                 session.ReduceMetrics = acc => acc.Reduce(parallel.Sum);
                 if (_o.SyncBatchNorm)
                 {
@@ -138,6 +142,7 @@ public sealed partial class RegNetTrainer
             for (int epoch = session.State.Epoch; epoch < _o.MaxEpochs; epoch++)
             {
                 _channel.Trace(MessageSensitivity.None, $"Starting epoch {epoch}");
+                if (epoch >= _o.UnfreezeAfterEpochs && session.HasFrozenParts) Unfreeze(session, epoch);
                 if (!TrainEpoch(train, session, trainPipeline))
                 {
                     _stopReason = "cancelled";

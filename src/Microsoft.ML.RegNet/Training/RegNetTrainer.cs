@@ -72,6 +72,10 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         Require(o.LabelSmoothing is >= 0 and < 1, $"LabelSmoothing must be in [0, 1) (got {o.LabelSmoothing}).");
         Require(o.ValidationFraction is null or (> 0 and < 1), $"ValidationFraction must be in (0, 1) (got {o.ValidationFraction}).");
         Require(o.FreezeStages is >= 0 and <= 4, $"FreezeStages must be 0…4 (got {o.FreezeStages}).");
+        Require(o.UnfreezeAfterEpochs is null || (o.UnfreezeAfterEpochs >= 1 && (o.FreezeStem || o.FreezeStages > 0)),
+            $"UnfreezeAfterEpochs ({o.UnfreezeAfterEpochs}) unfreezes what FreezeStem or FreezeStages froze after at least one epoch: " +
+            "set it to 1 or more together with FreezeStages (or FreezeStem), or leave it null.");
+        Require(o.LayerDecay is null or (> 0 and <= 1), $"LayerDecay must be in (0, 1] (got {o.LayerDecay}); 0.75 is a common choice.");
         Require(o.LogEveryNSteps >= 1, "LogEveryNSteps must be at least 1.");
         o.Augmentation.Validate();
         o.Mixing.Validate();

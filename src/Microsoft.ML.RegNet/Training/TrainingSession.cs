@@ -26,14 +26,19 @@ internal sealed class TrainingSession
     private readonly LearningRateSchedule _schedule;
     private readonly BatchMixer _mixer;
     private readonly int _seed;
-    private readonly IReadOnlyList<nn.Module> _frozen;
-    private readonly int? _trunkStages;
+    private IReadOnlyList<nn.Module> _frozen;
+    private int? _trunkStages;
+    private readonly double[] _learningRateScales;
     private readonly Device _device;
 
-    // trunkStages: stages frozen after the (frozen) stem; null when nothing is frozen.
+    // trunkStages: stages frozen after the (frozen) stem; null when nothing is frozen. learningRateScales: the multiplier
+    // of each of the optimizer's parameter groups, in order (null: 1 for every group).
     public TrainingSession(RegNetModel model, OptimizerHelper optimizer, WeightDecay decay, LearningRateSchedule schedule, BatchMixer mixer,
-        int seed, IReadOnlyList<nn.Module> frozen, TrainingState state, int? trunkStages = null)
+        int seed, IReadOnlyList<nn.Module> frozen, TrainingState state, int? trunkStages = null, IReadOnlyList<double>? learningRateScales = null)
     {
+        _learningRateScales = learningRateScales?.ToArray() ?? Enumerable.Repeat(1.0, optimizer.ParamGroups.Count()).ToArray();
+        if (_learningRateScales.Length != optimizer.ParamGroups.Count())
+            throw new ArgumentException("One learning-rate multiplier per parameter group is needed.", nameof(learningRateScales));
         _trunkStages = trunkStages;
         _model = model;
         _optimizer = optimizer;
@@ -69,7 +74,8 @@ internal sealed class TrainingSession
         int epoch = State.Epoch, stepInEpoch = State.BatchInEpoch;
         using var scope = NewDisposeScope();
         double lr = _schedule.At(epoch, stepInEpoch);
-        foreach (var group in _optimizer.ParamGroups) group.LearningRate = lr;
+        int g = 0;
+        foreach (var group in _optimizer.ParamGroups) group.LearningRate = lr * _learningRateScales[g++];
 
         var (batchImages, labels) = OnDevice(batch);
         var random = AugmentationRandom.ForEpoch(_seed, epoch, purpose: 0x4D49580000000000UL + (ulong)batch.Index);
@@ -127,6 +133,19 @@ internal sealed class TrainingSession
         SetTrainMode();
         ReduceMetrics?.Invoke(acc);
         return acc.ToMetrics(MetricsPhase.Validation, epoch, step, lr);
+    }
+
+    /// <summary>True while parts of the network are frozen.</summary>
+    public bool HasFrozenParts => _frozen.Count > 0;
+
+    /// <summary>The frozen parts train from the next step on (gradients, BatchNorm in training mode, the whole network
+    /// forward with autograd); the caller has set their parameters' <c>requires_grad</c>, and the optimizer holds them.</summary>
+    public void Unfreeze()
+    {
+        _frozen = Array.Empty<nn.Module>();
+        _trunkStages = null;
+        TrunkComputed = null;
+        SetTrainMode();
     }
 
     // Frozen parts keep their BatchNorm statistics.

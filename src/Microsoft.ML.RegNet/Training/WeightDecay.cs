@@ -6,9 +6,16 @@ namespace Microsoft.ML.RegNet.Training;
 /// <summary>Applies weight decay to parameter groups, outside the optimizer so every semantics is available for every optimizer.</summary>
 internal sealed class WeightDecay
 {
-    private readonly Parameter[] _decayed;
+    private readonly (Parameter Parameter, double LearningRateScale)[] _decayed;
 
     public WeightDecay(IEnumerable<Parameter> decayed, double rate, WeightDecaySemantics semantics)
+        : this(decayed.Select(p => (p, 1.0)), rate, semantics)
+    {
+    }
+
+    // Each parameter comes with its group's learning-rate multiplier (layer-wise decay): decoupled decay follows the
+    // parameter's own learning rate, as AdamW's does per parameter group.
+    public WeightDecay(IEnumerable<(Parameter Parameter, double LearningRateScale)> decayed, double rate, WeightDecaySemantics semantics)
     {
         _decayed = decayed.ToArray();
         Rate = rate;
@@ -23,13 +30,13 @@ internal sealed class WeightDecay
     {
         if (Rate == 0) return;
         using var noGrad = no_grad();
-        foreach (var p in _decayed)
+        foreach (var (p, scale) in _decayed)
         {
             if (!p.requires_grad) continue;
             switch (Semantics)
             {
                 case WeightDecaySemantics.Decoupled:
-                    p.mul_(1 - learningRate * Rate);
+                    p.mul_(1 - learningRate * scale * Rate);
                     break;
                 case WeightDecaySemantics.DecoupledConstant:
                     p.mul_(1 - Rate);

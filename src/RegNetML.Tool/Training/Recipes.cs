@@ -22,6 +22,8 @@ internal static class Recipes
         if (s.LabelSmoothing is { } smoothing) options.LabelSmoothing = smoothing;
         if (s.WarmupEpochs is { } warmup) options.WarmupEpochs = warmup;
         if (s.FreezeStages is { } frozen) options.FreezeStages = frozen;
+        if (s.UnfreezeAfter is { } unfreeze) options.UnfreezeAfterEpochs = unfreeze;
+        if (s.LayerDecay is { } layerDecay) options.LayerDecay = layerDecay;
         if (s.ValFraction is { } fraction) options.ValidationFraction = fraction;
         options.Seed = s.Seed ?? 1;
         options.NumberOfThreads = s.Threads;

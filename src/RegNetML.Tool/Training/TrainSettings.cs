@@ -41,6 +41,14 @@ public sealed class TrainSettings : CommandSettings
     [Description("Freeze the stem and the first N stages (0–4).")]
     public int? FreezeStages { get; set; }
 
+    [CommandOption("--unfreeze-after <EPOCHS>")]
+    [Description("Fine-tuning's second phase: the parts frozen by --freeze-stages train too after this many epochs (best with --layer-decay).")]
+    public int? UnfreezeAfter { get; set; }
+
+    [CommandOption("--layer-decay <FACTOR>")]
+    [Description("Layer-wise learning-rate decay in (0, 1] (timm's layer_decay): the classifier at the scheduled rate, the last stage × FACTOR, the one before × FACTOR², …")]
+    public double? LayerDecay { get; set; }
+
     [CommandOption("--resume <RUN_FOLDER>")]
     [Description("Continue a run from its latest checkpoint; its stored options are reused and --epochs or --threads may change.")]
     public string? Resume { get; set; }
