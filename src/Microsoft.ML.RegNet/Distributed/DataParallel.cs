@@ -16,6 +16,7 @@ internal sealed class DataParallel : IDisposable
 {
     private readonly MpiWorld _world;
     private readonly Stopwatch _communication = new();
+    private readonly Stopwatch _waiting = new();
     private Tensor? _flat;
 
     public DataParallel(MpiWorld world) => _world = world;
@@ -29,8 +30,11 @@ internal sealed class DataParallel : IDisposable
     /// <summary>The MPI world, for logs and abort.</summary>
     public MpiWorld World => _world;
 
-    /// <summary>Time spent in gradient allreduces so far.</summary>
+    /// <summary>Time spent in gradient allreduces so far, once every rank was ready (the transfer and the summing).</summary>
     public TimeSpan GradientCommunication => _communication.Elapsed;
+    /// <summary>Time spent before the gradient allreduces waiting for the slowest rank to finish its backward pass (load
+    /// imbalance between ranks, not communication).</summary>
+    public TimeSpan GradientWaiting => _waiting.Elapsed;
     /// <summary>Gradient allreduces so far.</summary>
     public long GradientReductions { get; private set; }
     /// <summary>Times the gradients were copied into the flat buffer (once, unless something replaces them).</summary>
@@ -98,6 +102,11 @@ internal sealed class DataParallel : IDisposable
                 PackInto(flat, parameters);
                 GradientPacks++;
             }
+            // A barrier first, so that the allreduce's time is the communication alone and the wait for a slower rank is
+            // counted apart; on shared memory or a network it costs one message latency per step.
+            _waiting.Start();
+            _world.Barrier();
+            _waiting.Stop();
             _communication.Start();
             _world.AllreduceSum(MpiAddress(flat), flat.numel(), MpiElement.Float32);
             _communication.Stop();

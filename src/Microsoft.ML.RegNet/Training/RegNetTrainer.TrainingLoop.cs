@@ -76,7 +76,8 @@ public sealed partial class RegNetTrainer
                 RunEpochs(train, validation, session, schedule, trainPipeline, evalPipeline);
                 _run?.End(_stopReason == "cancelled" ? RegNetRunStatus.Interrupted : RegNetRunStatus.Finished, _stopReason);
                 if (_parallel is { GradientReductions: > 0 } p)
-                    _channel.Info(MessageSensitivity.None, $"Data-parallel over {p.Size} ranks: gradient allreduce {p.GradientCommunication.TotalMilliseconds / p.GradientReductions:F2} ms per step on average" +
+                    _channel.Info(MessageSensitivity.None, $"Data-parallel over {p.Size} ranks, per step on average: gradient allreduce {p.GradientCommunication.TotalMilliseconds / p.GradientReductions:F2} ms " +
+                        $"after waiting {p.GradientWaiting.TotalMilliseconds / p.GradientReductions:F2} ms for the slowest rank" +
                         (_syncBatchNorm is { } sync ? $", SyncBatchNorm statistics {sync.Communication.TotalMilliseconds / p.GradientReductions:F2} ms per step." : "."));
             }
             catch (Exception e)
