@@ -73,6 +73,7 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         Require(o.ValidationFraction is null or (> 0 and < 1), $"ValidationFraction must be in (0, 1) (got {o.ValidationFraction}).");
         Require(o.FreezeStages is >= 0 and <= 4, $"FreezeStages must be 0…4 (got {o.FreezeStages}).");
         Require(o.LogEveryNSteps >= 1, "LogEveryNSteps must be at least 1.");
+        Require(o.CachedAugmentedViews >= 0, $"CachedAugmentedViews must be ≥ 0 (got {o.CachedAugmentedViews}); 0 keeps no augmented views.");
         o.Augmentation.Validate();
         o.Mixing.Validate();
     }
