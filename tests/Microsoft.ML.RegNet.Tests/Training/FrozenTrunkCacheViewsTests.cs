@@ -57,6 +57,25 @@ public sealed class FrozenTrunkCacheViewsTests
     }
 
     [TestMethod]
+    public void ViewsBeyondTheMemoryBudgetSpillToDiskWithTheSameResultAndTheLogCountsViews()
+    {
+        using var data = new TinyImageData(perClass: 4, size: 40);
+        var (start, weights) = StartingWeights(data, 25);
+        using var _ = start;
+        var ml = new MLContext(1);
+        var log = new List<string>();
+        ml.Log += (_, e) => { lock (log) log.Add(e.Message); };
+        using var a = ml.MulticlassClassification.Trainers.RegNet(Augmented(weights, views: 2)).Fit(Prepared(ml, data));
+        var onDisk = Augmented(weights, views: 2);
+        onDisk.FrozenTrunkCacheMegabytes = 0;
+        using var b = data.Fit(onDisk);
+        TinyImageData.AssertSameWeights(a.Model, b.Model);
+        lock (log)
+            Assert.ContainsSingle(log.Where(m => m.Contains("Frozen trunk cached: 2 augmented views of each row, 16 outputs", StringComparison.Ordinal)),
+                string.Join(Environment.NewLine, log.Where(m => m.Contains("trunk", StringComparison.Ordinal))));
+    }
+
+    [TestMethod]
     public void AResumedRunRefillsItsViewAndTrainsAsTheUninterruptedOne()
     {
         using var data = new TinyImageData(perClass: 4, size: 40);
