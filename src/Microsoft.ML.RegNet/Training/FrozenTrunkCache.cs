@@ -5,16 +5,18 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.RegNet.Training;
 
 /// <summary>
-/// The frozen trunk's output (stem and frozen stages) for each training row of one Fit, in host memory up to a budget and
-/// then in a temporary file. Within a Fit the rows and their preprocessing are fixed (deterministic, no mixing: the trainer
-/// uses the cache only then), so the row index is the key. An epoch that runs over the images fills it
-/// (<see cref="TrainingSession.TrunkComputed"/>); once one epoch has filled it completely, later epochs read their batches
-/// from it in the order the input pipeline would have produced, so they train only the unfrozen part.
+/// The frozen trunk's output (stem and frozen stages) for each training row of one Fit and each of its views, in host
+/// memory up to a budget (for all views together) and then in a temporary file. A view is one fixed preprocessing of every
+/// row: the deterministic one without augmentation (one view), or the augmentation of one epoch (view v is epoch v's), so
+/// (view, row index) is the key. An epoch that runs over the images fills its view (<see cref="TrainingSession.TrunkComputed"/>);
+/// once one epoch has filled a view completely, later epochs of that view read their batches from it in the order the input
+/// pipeline would have produced, so they train only the unfrozen part.
 /// </summary>
 internal sealed class FrozenTrunkCache : IDisposable
 {
-    private readonly Dictionary<long, (float[] Values, long Label)> _memory = new();
-    private readonly Dictionary<long, (long Offset, long Label)> _disk = new();
+    private readonly Dictionary<(int View, long Row), (float[] Values, long Label)> _memory = new();
+    private readonly Dictionary<(int View, long Row), (long Offset, long Label)> _disk = new();
+    private readonly HashSet<int> _complete = new();
     private readonly long _budgetBytes;
     private readonly string _spillPath;
     private FileStream? _spill;
@@ -28,10 +30,13 @@ internal sealed class FrozenTrunkCache : IDisposable
         _spillPath = Path.Combine(spillDirectory, $"regnetml-trunk-{Guid.NewGuid():N}.bin");
     }
 
-    /// <summary>True once an epoch over all rows has gone through <see cref="Add"/>.</summary>
-    public bool IsComplete { get; private set; }
+    /// <summary>True once an epoch over all rows has gone through <see cref="Add"/> for <paramref name="view"/>.</summary>
+    public bool IsComplete(int view) => _complete.Contains(view);
 
-    /// <summary>Rows held.</summary>
+    /// <summary>Views complete.</summary>
+    public int CompleteViews => _complete.Count;
+
+    /// <summary>Trunk outputs held, over all views.</summary>
     public int Count => _memory.Count + _disk.Count;
 
     /// <summary>Bytes held in memory.</summary>
@@ -40,8 +45,8 @@ internal sealed class FrozenTrunkCache : IDisposable
     /// <summary>Bytes written to the temporary file.</summary>
     public long BytesOnDisk => _spill?.Length ?? 0;
 
-    /// <summary>Keeps the trunk output of each image of <paramref name="batch"/> (rows already held are left as they are).</summary>
-    public void Add(ImageBatch batch, Tensor trunk)
+    /// <summary>Keeps the trunk output of each image of <paramref name="batch"/> as <paramref name="view"/> (rows already held are left as they are).</summary>
+    public void Add(int view, ImageBatch batch, Tensor trunk)
     {
         using var scope = NewDisposeScope();
         var host = trunk.detach().cpu().contiguous();
@@ -51,7 +56,7 @@ internal sealed class FrozenTrunkCache : IDisposable
         var labels = batch.Labels!.cpu().data<long>().ToArray();
         for (int i = 0; i < batch.Count; i++)
         {
-            long row = batch.RowIndices[i];
+            var row = (view, batch.RowIndices[i]);
             if (Contains(row)) continue;
             var slice = values.Slice(i * per, per);
             if (BytesInMemory + per * sizeof(float) <= _budgetBytes)
@@ -68,20 +73,21 @@ internal sealed class FrozenTrunkCache : IDisposable
         }
     }
 
-    /// <summary>Marks the cache as holding every row (after a whole epoch went through <see cref="Add"/>).</summary>
-    public void MarkComplete() => IsComplete = true;
+    /// <summary>Marks <paramref name="view"/> as holding every row (after a whole epoch went through <see cref="Add"/>).</summary>
+    public void MarkComplete(int view) => _complete.Add(view);
 
-    /// <summary>Batches of cached trunk outputs for the rows in <paramref name="order"/> (rows not held are left out, as
-    /// bad rows are by the input pipeline), <paramref name="batchSize"/> at a time, skipping the first <paramref name="skipBatches"/>.</summary>
-    public IEnumerable<ImageBatch> Batches(IEnumerable<long> order, int batchSize, int skipBatches)
+    /// <summary>Batches of the cached trunk outputs of <paramref name="view"/> for the rows in <paramref name="order"/> (rows
+    /// not held are left out, as bad rows are by the input pipeline), <paramref name="batchSize"/> at a time, skipping the
+    /// first <paramref name="skipBatches"/>.</summary>
+    public IEnumerable<ImageBatch> Batches(int view, IEnumerable<long> order, int batchSize, int skipBatches)
     {
         _spill?.Flush();
         int index = 0;
-        var rows = new List<long>(batchSize);
+        var rows = new List<(int View, long Row)>(batchSize);
         foreach (long row in order)
         {
-            if (!Contains(row)) continue;
-            rows.Add(row);
+            if (!Contains((view, row))) continue;
+            rows.Add((view, row));
             if (rows.Count < batchSize) continue;
             if (index >= skipBatches) yield return Build(index, rows);
             index++;
@@ -90,10 +96,10 @@ internal sealed class FrozenTrunkCache : IDisposable
         if (rows.Count > 0 && index >= skipBatches) yield return Build(index, rows);
     }
 
-    private bool Contains(long row) => _memory.ContainsKey(row) || _disk.ContainsKey(row);
+    private bool Contains((int View, long Row) key) => _memory.ContainsKey(key) || _disk.ContainsKey(key);
 
     // Host memory, like the input pipeline's batches: the training session moves them to the model's device.
-    private ImageBatch Build(int index, List<long> rows)
+    private ImageBatch Build(int index, List<(int View, long Row)> rows)
     {
         int per = checked((int)_shape!.Aggregate(1L, (a, b) => a * b));
         var values = new float[rows.Count * per];
@@ -115,7 +121,7 @@ internal sealed class FrozenTrunkCache : IDisposable
         var labelTensor = tensor(labels, ScalarType.Int64);
         images.DetachFromDisposeScope();
         labelTensor.DetachFromDisposeScope();
-        return new ImageBatch(index, images, labelTensor, rows.ToArray(), Array.Empty<BadRow>()) { HoldsTrunkOutput = true };
+        return new ImageBatch(index, images, labelTensor, rows.Select(r => r.Row).ToArray(), Array.Empty<BadRow>()) { HoldsTrunkOutput = true };
     }
 
     /// <summary>Frees the memory and deletes the temporary file.</summary>
@@ -123,6 +129,7 @@ internal sealed class FrozenTrunkCache : IDisposable
     {
         _memory.Clear();
         _disk.Clear();
+        _complete.Clear();
         _spill?.Dispose();
         _spill = null;
     }

@@ -143,13 +143,28 @@ public sealed partial class RegNetTrainer
         /// constructor throws <see cref="ArgumentException"/>.</summary>
         public double? LayerDecay;
 
-        /// <summary>With frozen parts (<see cref="FreezeStem"/> or <see cref="FreezeStages"/>), no training augmentation
-        /// (<c>Augmentation.Train</c> false) and no mixing, keep the frozen part's output of each image from the first epoch
-        /// and train later epochs on it, without reading, decoding or running the frozen part again (true). The results are
-        /// those of training without the cache. The validation set is not cached.</summary>
+        /// <summary>With frozen parts (<see cref="FreezeStem"/> or <see cref="FreezeStages"/>), no mixing and one process, keep
+        /// the frozen part's output of each image and train later epochs on it, without reading, decoding or running the
+        /// frozen part again (true). Without training augmentation (<c>Augmentation.Train</c> false) the first epoch's
+        /// outputs are kept and the results are those of training without the cache. With training augmentation the cache
+        /// is used only when <see cref="CachedAugmentedViews"/> is above 0. The validation set is not cached.</summary>
         public bool CacheFrozenTrunk = true;
-        /// <summary>Memory for <see cref="CacheFrozenTrunk"/>, in MiB (1024); outputs beyond it go to a temporary file, deleted when Fit ends.</summary>
+        /// <summary>Memory for <see cref="CacheFrozenTrunk"/>, in MiB (1024), for all cached views together; outputs beyond it go
+        /// to a temporary file, deleted when Fit ends.</summary>
         public int FrozenTrunkCacheMegabytes = 1024;
+        /// <summary>With training augmentation and the frozen trunk cache in use (<see cref="CacheFrozenTrunk"/>, frozen parts,
+        /// no mixing, one process): K augmented views of each image to keep (0, the default: none, every epoch reads and
+        /// augments the images). Epochs 0…K-1 read and augment the images as usual, epoch v's augmentation being view v, and
+        /// keep the frozen part's outputs; every later epoch e trains on view e mod K of each row, in epoch e's row order,
+        /// without reading an image. Training thus sees K augmentations of each image instead of one per epoch. An epoch
+        /// whose view is not (completely) cached, e.g. after a resume (the cache lives for one Fit), reads the images in its
+        /// own order with its view's augmentation and fills that view, so a resumed run trains as the uninterrupted one.
+        /// Ignored when the cache is not in use, and without training augmentation (one view suffices). Negative: the
+        /// trainer's constructor throws <see cref="ArgumentException"/>.</summary>
+        public int CachedAugmentedViews;
+        // Tests: everything CachedAugmentedViews does except the cache (every epoch reads the images, with its view's
+        // augmentation), the computation the cache must reproduce.
+        internal bool ReadCachedViewsFromImages;
 
         /// <summary>Folder under which each Fit writes runs/&lt;yyyyMMdd-HHmmss&gt;-&lt;arch&gt;/ (null: no run folder).</summary>
         public string? WorkspacePath;

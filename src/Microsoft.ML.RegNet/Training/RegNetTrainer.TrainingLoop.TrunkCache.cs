@@ -7,32 +7,54 @@ namespace Microsoft.ML.RegNet;
 
 public sealed partial class RegNetTrainer
 {
-    // A frozen trunk costs nothing twice: its outputs of one epoch are kept and later epochs train the rest on them.
+    // A frozen trunk costs nothing twice: its outputs of one epoch per view are kept and later epochs train the rest on them.
     private sealed partial class TrainingLoop
     {
         private FrozenTrunkCache? _trunkCache;
         private long _trainRows;
+        // Views of each row that epochs cycle through (epoch e trains on view e mod _views); 0 when nothing is cached.
+        private int _views;
 
         // Stages frozen after the frozen stem; null when nothing is frozen.
         private int? TrunkStages => _o.FreezeStem || _o.FreezeStages > 0 ? Math.Min(_o.FreezeStages, _model.Stages.Count) : null;
 
-        // Trunk outputs are reusable only when they are the same every epoch: deterministic preprocessing, no mixing (it
-        // mixes images before the trunk), one process (data-parallel ranks read other rows each epoch).
-        private bool CanCacheTrunk() => _o.CacheFrozenTrunk && TrunkStages is not null && _o.UnfreezeAfterEpochs is null or > 1 && !_o.Augmentation.Train
-            && _o.Mixing.MixupAlpha == 0 && _o.Mixing.CutMixAlpha == 0 && _parallel is not { Size: > 1 };
+        // Trunk outputs are reusable only when an epoch's inputs are one of a few fixed views: the deterministic
+        // preprocessing (one view) or, with CachedAugmentedViews = K, the augmentation of epochs 0…K-1; no mixing (it mixes
+        // images before the trunk); one process (data-parallel ranks read other rows each epoch). With a second phase, only
+        // if some frozen epoch would replay a view.
+        private int CacheableViews()
+        {
+            if (!_o.CacheFrozenTrunk || TrunkStages is null || _o.Mixing.MixupAlpha != 0 || _o.Mixing.CutMixAlpha != 0 || _parallel is { Size: > 1 })
+                return 0;
+            int views = _o.Augmentation.Train ? _o.CachedAugmentedViews : 1;
+            return _o.UnfreezeAfterEpochs is { } unfreeze && unfreeze <= views ? 0 : views;
+        }
 
-        // A complete cache replays the epoch's batches in the input pipeline's order; otherwise the images are read and
-        // the session hands each batch's trunk output to the cache.
+        private FrozenTrunkCache? CreateTrunkCache()
+        {
+            _views = CacheableViews();
+            return _views == 0 || _o.ReadCachedViewsFromImages ? null : new FrozenTrunkCache((long)_o.FrozenTrunkCacheMegabytes << 20, Path.GetTempPath());
+        }
+
+        private int ViewOf(int epoch) => _views == 0 ? 0 : epoch % _views;
+
+        // With augmented views, an epoch that reads images augments them as its view's epoch did (null: as its own), so
+        // a view filled after a resume or a partial epoch holds what the first K epochs computed.
+        private int? AugmentationEpoch(int epoch) => _views > 0 && _o.Augmentation.Train ? ViewOf(epoch) : null;
+
+        // A complete view replays the epoch's batches in the input pipeline's order; otherwise the images are read and
+        // the session hands each batch's trunk output to the cache as the epoch's view.
         private IEnumerable<ImageBatch> EpochBatches(IDataView train, TrainingSession session, ImageBatchPipeline pipeline, int epoch, int skipBatches)
         {
-            if (_trunkCache is { IsComplete: true } cache)
-                return cache.Batches(pipeline.RowOrder(_trainRows, epoch), _o.BatchSize, skipBatches);
-            session.TrunkComputed = _trunkCache is null ? null : _trunkCache.Add;
-            return pipeline.Read(train, epoch, skipBatches, ReadCancellation);
+            int view = ViewOf(epoch);
+            if (_trunkCache is { } cache && cache.IsComplete(view))
+                return cache.Batches(view, pipeline.RowOrder(_trainRows, epoch), _o.BatchSize, skipBatches);
+            session.TrunkComputed = _trunkCache is null ? null : (batch, trunk) => _trunkCache.Add(view, batch, trunk);
+            return pipeline.Read(train, epoch, skipBatches, ReadCancellation, AugmentationEpoch(epoch));
         }
 
         // The second phase of fine-tuning (UnfreezeAfterEpochs): the frozen parts train from this epoch on, so the
-        // trunk's outputs change every step and the cache has served its purpose.
+        // trunk's outputs change every step and the cache has served its purpose; epochs augment as their own again.
         private void Unfreeze(TrainingSession session, int epoch)
         {
             foreach (var module in _frozen)
@@ -42,6 +64,7 @@ public sealed partial class RegNetTrainer
             session.Unfreeze();
             _trunkCache?.Dispose();
             _trunkCache = null;
+            _views = 0;
             if (_parallel is not null) _trainable = _model.parameters().Where(p => p.requires_grad).ToList();
             _channel.Info(MessageSensitivity.None, $"Epoch {epoch}: the frozen stem{(_o.FreezeStages > 0 ? $" and stages 1–{_o.FreezeStages}" : "")} train from now on" +
                 (_o.LayerDecay is { } d ? $", at the scheduled rate × {d}^k (layer decay)." : ", at the scheduled rate."));
@@ -50,13 +73,17 @@ public sealed partial class RegNetTrainer
         private List<TorchSharp.Modules.Parameter> _trainable = new();
 
         // After an epoch that read every row from its start.
-        private void CompleteTrunkCache(TrainingSession session)
+        private void CompleteTrunkCache(TrainingSession session, int epoch)
         {
-            if (_trunkCache is not { IsComplete: false } cache) return;
-            cache.MarkComplete();
+            int view = ViewOf(epoch);
+            if (_trunkCache is not { } cache || cache.IsComplete(view)) return;
+            cache.MarkComplete(view);
             session.TrunkComputed = null;
-            _channel.Info(MessageSensitivity.None, $"Frozen trunk cached: {cache.Count} rows, {cache.BytesInMemory >> 20} MiB in memory, " +
-                $"{cache.BytesOnDisk >> 20} MiB on disk; later epochs train the unfrozen part only.");
+            if (cache.CompleteViews < _views) return;
+            bool augmented = _o.Augmentation.Train;
+            _channel.Info(MessageSensitivity.None, $"Frozen trunk cached: {_views} {(augmented ? "augmented " : "")}view{(_views == 1 ? "" : "s")} " +
+                $"of each row, {cache.Count} outputs, {cache.BytesInMemory >> 20} MiB in memory, {cache.BytesOnDisk >> 20} MiB on disk; " +
+                $"later epochs train the unfrozen part only{(augmented ? $", epoch e on view e mod {_views}" : "")}.");
         }
     }
 }

@@ -69,7 +69,7 @@ public sealed partial class RegNetTrainer
             });
             if (validation is not null)
                 validation = EvaluationPreprocessing.Apply(validation, new EvaluationCrop(_o.ImageSize, _o.CropFraction), _o.ImageColumnName, _columns.ImageIsBytes);
-            _trunkCache = CanCacheTrunk() ? new FrozenTrunkCache((long)_o.FrozenTrunkCacheMegabytes << 20, Path.GetTempPath()) : null;
+            _trunkCache = CreateTrunkCache();
             try
             {
                 var (session, schedule) = StartSession(train, optimizer, decay);
@@ -226,7 +226,7 @@ public sealed partial class RegNetTrainer
                 throw new InvalidOperationException(epoch == 0 && skipBatches == 0
                     ? "The training data is empty (no row had a decodable image and a label)."
                     : $"Epoch {epoch} produced no batches.");
-            if (skipBatches == 0) CompleteTrunkCache(session);
+            if (skipBatches == 0) CompleteTrunkCache(session, epoch);
             Globalize(whole);
             _lastTrain = whole.ToMetrics(MetricsPhase.TrainEpoch, epoch, session.State.GlobalStep, lr);
             Report(_lastTrain);

@@ -77,6 +77,7 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
             "set it to 1 or more together with FreezeStages (or FreezeStem), or leave it null.");
         Require(o.LayerDecay is null or (> 0 and <= 1), $"LayerDecay must be in (0, 1] (got {o.LayerDecay}); 0.75 is a common choice.");
         Require(o.LogEveryNSteps >= 1, "LogEveryNSteps must be at least 1.");
+        Require(o.CachedAugmentedViews >= 0, $"CachedAugmentedViews must be ≥ 0 (got {o.CachedAugmentedViews}); 0 keeps no augmented views.");
         o.Augmentation.Validate();
         o.Mixing.Validate();
     }

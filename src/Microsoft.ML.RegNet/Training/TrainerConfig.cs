@@ -72,12 +72,21 @@ internal static class TrainerConfig
             now.TryGetPropertyValue(key, out var b);
             if (NotCompared.Contains(key) || JsonNode.DeepEquals(a, b)) continue;
             string line = $"{key}: {Show(a)} → {Show(b)}";
-            // Patience and MinDelta may change; the metric may not (the checkpoint's best value is in its units).
-            bool safe = key == nameof(RegNetTrainer.Options.EarlyStopping) ? WatchedMetric(a) == WatchedMetric(b) : SafeToChange.Contains(key);
+            bool safe = key switch
+            {
+                // Patience and MinDelta may change; the metric may not (the checkpoint's best value is in its units).
+                nameof(RegNetTrainer.Options.EarlyStopping) => WatchedMetric(a) == WatchedMetric(b),
+                // With augmented views the cache decides which augmentation each epoch sees.
+                nameof(RegNetTrainer.Options.CacheFrozenTrunk) => !KeepsAugmentedViews(then) && !KeepsAugmentedViews(now),
+                _ => SafeToChange.Contains(key),
+            };
             (safe ? allowed : refused).Add(line);
         }
         return (refused, allowed);
     }
+
+    private static bool KeepsAugmentedViews(JsonObject config) =>
+        config[nameof(RegNetTrainer.Options.CachedAugmentedViews)]?.GetValue<int>() > 0 && config["augmentation"]?["Train"]?.GetValue<bool>() == true;
 
     // No early stopping: the best checkpoint follows validation accuracy.
     private static string WatchedMetric(JsonNode? earlyStopping) =>

@@ -41,10 +41,11 @@ public sealed class ImageBatchPipelineTests
         ShufflePoolSize = 5,
     };
 
-    private static List<(float[] Images, long[] Labels, long[] Rows, int Index)> Collect(ImageBatchPipeline p, IDataView data, int epoch, int skip = 0)
+    private static List<(float[] Images, long[] Labels, long[] Rows, int Index)> Collect(ImageBatchPipeline p, IDataView data, int epoch, int skip = 0,
+        int? augmentationEpoch = null)
     {
         var result = new List<(float[], long[], long[], int)>();
-        foreach (var batch in p.Read(data, epoch, skip))
+        foreach (var batch in p.Read(data, epoch, skip, augmentationEpoch: augmentationEpoch))
             using (batch)
             {
                 Assert.AreEqual(ScalarType.Float32, batch.Images.dtype);
@@ -86,6 +87,30 @@ public sealed class ImageBatchPipelineTests
         // Another epoch draws other crops and another order.
         var other = Collect(new ImageBatchPipeline(Options(2)), data, epoch: 4);
         Assert.IsFalse(other[0].Images.SequenceEqual(one[0].Images));
+    }
+
+    [TestMethod]
+    public void AnAugmentationEpochKeepsTheEpochsOrderAndAugmentsAsThatEpoch()
+    {
+        var ml = new MLContext(1);
+        var data = MakeData(ml, 14);
+        var own = Collect(new ImageBatchPipeline(Options(2)), data, epoch: 3);
+        var asEpoch1 = Collect(new ImageBatchPipeline(Options(2)), data, epoch: 3, augmentationEpoch: 1);
+        var epoch1 = Collect(new ImageBatchPipeline(Options(2)), data, epoch: 1);
+        CollectionAssert.AreEqual(own.SelectMany(b => b.Rows).ToArray(), asEpoch1.SelectMany(b => b.Rows).ToArray());
+        CollectionAssert.AreNotEqual(epoch1.SelectMany(b => b.Rows).ToArray(), asEpoch1.SelectMany(b => b.Rows).ToArray());
+        var expected = PixelsByRow(epoch1);
+        var ownPixels = PixelsByRow(own);
+        foreach (var (row, pixels) in PixelsByRow(asEpoch1))
+            CollectionAssert.AreEqual(expected[row], pixels, $"row {row}");
+        Assert.IsTrue(ownPixels.Any(kv => !kv.Value.SequenceEqual(expected[kv.Key])), "epochs 1 and 3 augment alike");
+    }
+
+    private static Dictionary<long, float[]> PixelsByRow(List<(float[] Images, long[] Labels, long[] Rows, int Index)> batches)
+    {
+        int length = 3 * 16 * 16;
+        return batches.SelectMany(b => b.Rows.Select((row, i) => (row, b.Images.AsSpan(i * length, length).ToArray())))
+            .ToDictionary(p => p.row, p => p.Item2);
     }
 
     [TestMethod]

@@ -44,20 +44,20 @@ public sealed class FrozenTrunkCacheTests
         using var _ = start;
 
         var epochs = new int[1];
-        using (var model = data.Fit(DeletingImagesAfterFirstEpoch(Options(weights, cache: true), data, epochs)))
+        using (var model = data.Fit(DeletingImagesAfter(1, Options(weights, cache: true), data, epochs)))
             Assert.AreEqual(3, epochs[0], "all three epochs trained");
 
         using var again = new TinyImageData(perClass: 4, size: 40);
-        var control = DeletingImagesAfterFirstEpoch(Options(weights, cache: false), again, new int[1]);
+        var control = DeletingImagesAfter(1, Options(weights, cache: false), again, new int[1]);
         Assert.Throws<Exception>(() => again.Fit(control).Dispose(), "without the cache the second epoch reads the deleted images");
     }
 
-    // Counts ended epochs in epochs[0] and deletes the image files when the first ends.
-    private static RegNetTrainer.Options DeletingImagesAfterFirstEpoch(RegNetTrainer.Options options, TinyImageData data, int[] epochs)
+    // Counts ended epochs in epochs[0] and deletes the image files when the first `epochsRead` have ended.
+    internal static RegNetTrainer.Options DeletingImagesAfter(int epochsRead, RegNetTrainer.Options options, TinyImageData data, int[] epochs)
     {
         options.MetricsCallback = m =>
         {
-            if (m.Phase != MetricsPhase.TrainEpoch || epochs[0]++ > 0) return;
+            if (m.Phase != MetricsPhase.TrainEpoch || ++epochs[0] != epochsRead) return;
             foreach (var row in data.Rows) File.Delete(row.ImagePath);
         };
         return options;
@@ -78,7 +78,7 @@ public sealed class FrozenTrunkCacheTests
     }
 
     // A random tiny model saved as the starting weights of every Fit of a test.
-    private static (RegNetModel Model, string Path) StartingWeights(TinyImageData data, ulong seed)
+    internal static (RegNetModel Model, string Path) StartingWeights(TinyImageData data, ulong seed)
     {
         var model = new RegNetModel(TinyImageData.TinySpec, 2, generator: new Generator(seed));
         string path = Path.Combine(data.Folder, "start.safetensors");
@@ -86,13 +86,13 @@ public sealed class FrozenTrunkCacheTests
         return (model, path);
     }
 
-    private static RegNetTrainer.Options Options(string weights, bool cache) => new()
+    internal static RegNetTrainer.Options Options(string weights, bool cache) => new()
     {
         Spec = TinyImageData.TinySpec, ImageSize = 32, BatchSize = 4, MaxEpochs = 3, Seed = 5, StartingWeightsPath = weights,
         FreezeStages = 4, Augmentation = AugmentationOptions.Evaluation(), CacheFrozenTrunk = cache, WorkerThreads = 1, LearningRate = 0.01,
     };
 
-    private static IDataView Prepared(MLContext ml, TinyImageData data)
+    internal static IDataView Prepared(MLContext ml, TinyImageData data)
     {
         var view = ml.Data.LoadFromEnumerable(data.Rows);
         return ml.Transforms.Conversion.MapValueToKey("Label", nameof(TinyImageData.Row.Label))
@@ -100,7 +100,7 @@ public sealed class FrozenTrunkCacheTests
             .Fit(view).Transform(view);
     }
 
-    private static void AssertTrunk(RegNetModel expected, RegNetModel actual, string what)
+    internal static void AssertTrunk(RegNetModel expected, RegNetModel actual, string what)
     {
         var trained = actual.state_dict();
         foreach (var (name, tensor) in expected.state_dict())

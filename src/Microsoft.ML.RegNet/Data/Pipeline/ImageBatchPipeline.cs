@@ -84,17 +84,20 @@ internal sealed partial class ImageBatchPipeline
     /// (with shuffling, the rows are counted first to work out which ones the skipped batches hold); later batches equal
     /// an uninterrupted run's.</param>
     /// <param name="cancellationToken">Stops the epoch.</param>
-    public IEnumerable<ImageBatch> Read(IDataView data, int epoch, int skipBatches = 0, CancellationToken cancellationToken = default)
+    /// <param name="augmentationEpoch">The epoch whose per-sample randomness augments the images (null: <paramref name="epoch"/>);
+    /// the order stays <paramref name="epoch"/>'s. The trainer's cached augmented views replay one epoch's augmentation in another's order.</param>
+    public IEnumerable<ImageBatch> Read(IDataView data, int epoch, int skipBatches = 0, CancellationToken cancellationToken = default, int? augmentationEpoch = null)
     {
         ArgumentNullException.ThrowIfNull(data);
         if (epoch < 0) throw new ArgumentOutOfRangeException(nameof(epoch), epoch, "The epoch must be ≥ 0.");
+        if (augmentationEpoch < 0) throw new ArgumentOutOfRangeException(nameof(augmentationEpoch), augmentationEpoch, "The augmentation epoch must be ≥ 0.");
         if (skipBatches < 0) throw new ArgumentOutOfRangeException(nameof(skipBatches), skipBatches, "skipBatches must be ≥ 0.");
         TorchRuntime.Configure(); // before the consumer creates the first batch tensor
         var columns = ImageColumns.Resolve(data.Schema, Options.ImageColumnName, Options.LabelColumnName);
-        return ReadCore(data, columns, epoch, skipBatches, cancellationToken);
+        return ReadCore(data, columns, epoch, skipBatches, augmentationEpoch ?? epoch, cancellationToken);
     }
 
-    private IEnumerable<ImageBatch> ReadCore(IDataView data, ImageColumns columns, int epoch, int skipBatches, CancellationToken cancellationToken)
+    private IEnumerable<ImageBatch> ReadCore(IDataView data, ImageColumns columns, int epoch, int skipBatches, int augmentationEpoch, CancellationToken cancellationToken)
     {
         var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var token = cts.Token;
@@ -111,7 +114,7 @@ internal sealed partial class ImageBatchPipeline
                 token, TaskCreationOptions.LongRunning, TaskScheduler.Default),
         };
         for (int w = 0; w < Options.WorkerThreads; w++)
-            tasks.Add(Task.Factory.StartNew(() => RunWorker(work.Reader, epoch, token), token, TaskCreationOptions.LongRunning, TaskScheduler.Default));
+            tasks.Add(Task.Factory.StartNew(() => RunWorker(work.Reader, augmentationEpoch, token), token, TaskCreationOptions.LongRunning, TaskScheduler.Default));
         try
         {
             while (NextJob(ordered.Reader, token) is { } job)
