@@ -1,8 +1,8 @@
 // Time to accuracy of fine-tuning (docs/benchmarks.md, issue 15): a source model trained on Fashion-MNIST classes 0–4
 // (RegNetX-002 at 64 px, the first N images of each class, saved as timm-layout safetensors under the file name of timm's X002 weights), fine-tuned to
 // classes 5–9 from a few images per class: (a) from random weights, (b) end to end from the source, (c) stem and all four
-// stages frozen, without the trunk cache, (d) the same with the cache, (e) (d) for the first half of the epochs, then the
-// second phase: everything trains, with layer-wise learning-rate decay 0.7. Every variant: same images, seed, epochs, batch,
+// stages frozen, without the trunk cache, (d) the same with the cache, (e) (d) for the first epochs, then the
+// second phase: everything trains, with layer-wise learning-rate decay (--unfreeze-after, default 2; --layer-decay, default 0.8). Every variant: same images, seed, epochs, batch,
 // AdamW lr 1e-3, half-cosine per step, no augmentation (the trunk cache needs deterministic inputs), ImageNet mean/std
 // (the timm file's). Wall time is Fit's (reading the PNG files, training, the ONNX export at its end), accuracy is on
 // 200 test images per class. benchmarks/run_finetune.sh runs this and benchmarks/fashion_mnist/finetune_pytorch.py.
@@ -15,7 +15,8 @@ internal static class FineTuneBenchmark
 {
     private const string Source = "/usr/share/datasets/fashion-mnist";
 
-    public static int Run(string folder, int perClass, int epochs, int sourcePerClass, int sourceEpochs, int threads, string variantLetters)
+    public static int Run(string folder, int perClass, int epochs, int sourcePerClass, int sourceEpochs, int threads, string variantLetters,
+        int unfreezeAfter, double layerDecay)
     {
         string weights = Path.Combine(folder, "weights");
         string file = Path.Combine(weights, PretrainedCatalog.File("X002", PretrainedSource.Timm).FileName);
@@ -24,6 +25,10 @@ internal static class FineTuneBenchmark
         if (!File.Exists(file)) MakeSourceModel(folder, train, file, sourcePerClass, sourceEpochs, threads);
         else Console.WriteLine($"Source model: {file} (delete it to train it again)");
 
+        // Loading libtorch and its one-time self-test happen before any timing, as `import torch` does for PyTorch.
+        var runtime = Stopwatch.StartNew();
+        TorchRuntime.Configure();
+        Console.WriteLine($"libtorch loaded and configured in {runtime.Elapsed.TotalSeconds:F2} s (not timed below)");
         var target = Write(folder, "target-train", train, label => label >= 5, perClass);
         var targetTest = Write(folder, "target-test", test, label => label >= 5, 200);
         Console.WriteLine($"Fine-tuning on classes 5-9: {target.Count} training images ({perClass} per class), {targetTest.Count} test images, {epochs} epochs");
@@ -34,10 +39,10 @@ internal static class FineTuneBenchmark
             ("(b) from the source, end to end", o => { o.Pretrained = PretrainedSource.Timm; o.PretrainedOptions = pretrained; }),
             ("(c) frozen trunk, no cache", o => { o.Pretrained = PretrainedSource.Timm; o.PretrainedOptions = pretrained; o.FreezeStages = 4; o.CacheFrozenTrunk = false; }),
             ("(d) frozen trunk, cache", o => { o.Pretrained = PretrainedSource.Timm; o.PretrainedOptions = pretrained; o.FreezeStages = 4; }),
-            ($"(e) (d) for {Math.Max(1, epochs / 2)} epochs, then unfrozen, layer decay 0.7", o =>
+            (string.Create(CultureInfo.InvariantCulture, $"(e) (d) for {unfreezeAfter} epoch(s), then unfrozen, layer decay {layerDecay}"), o =>
             {
                 o.Pretrained = PretrainedSource.Timm; o.PretrainedOptions = pretrained; o.FreezeStages = 4;
-                o.UnfreezeAfterEpochs = Math.Max(1, epochs / 2); o.LayerDecay = 0.7;
+                o.UnfreezeAfterEpochs = unfreezeAfter; o.LayerDecay = layerDecay;
             }),
         };
         Console.WriteLine("| variant | test top-1 | Fit wall time | first epoch | mean of later epochs |");

@@ -24,6 +24,7 @@ internal static class Recipes
         if (s.FreezeStages is { } frozen) options.FreezeStages = frozen;
         if (s.UnfreezeAfter is { } unfreeze) options.UnfreezeAfterEpochs = unfreeze;
         if (s.LayerDecay is { } layerDecay) options.LayerDecay = layerDecay;
+        if (s.CachedViews is { } views) options.CachedAugmentedViews = views;
         if (s.ValFraction is { } fraction) options.ValidationFraction = fraction;
         options.Seed = s.Seed ?? 1;
         options.NumberOfThreads = s.Threads;

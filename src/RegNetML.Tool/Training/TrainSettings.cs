@@ -45,6 +45,10 @@ public sealed class TrainSettings : CommandSettings
     [Description("Fine-tuning's second phase: the parts frozen by --freeze-stages train too after this many epochs (best with --layer-decay).")]
     public int? UnfreezeAfter { get; set; }
 
+    [CommandOption("--cached-views <K>")]
+    [Description("With --freeze-stages and augmentation: keep K augmented views of each image's frozen-trunk output; epochs after the first K train from them without reading images.")]
+    public int? CachedViews { get; set; }
+
     [CommandOption("--layer-decay <FACTOR>")]
     [Description("Layer-wise learning-rate decay in (0, 1] (timm's layer_decay): the classifier at the scheduled rate, the last stage × FACTOR, the one before × FACTOR², …")]
     public double? LayerDecay { get; set; }
