@@ -67,8 +67,9 @@ internal static class TrainerConfig
         var allowed = new List<string>();
         foreach (var key in then.Select(kv => kv.Key).Union(now.Select(kv => kv.Key)).Order(StringComparer.Ordinal))
         {
-            // A key only one side has is an option added or removed between versions, or a null option; compared as null.
-            then.TryGetPropertyValue(key, out var a);
+            // A key only one side has is a null option, or an option added or removed between versions: a run written before
+            // an option existed trained with its default, so a missing key compares as that default, and otherwise as null.
+            if (!then.TryGetPropertyValue(key, out var a)) a = DefaultOf(key);
             now.TryGetPropertyValue(key, out var b);
             if (NotCompared.Contains(key) || JsonNode.DeepEquals(a, b)) continue;
             string line = $"{key}: {Show(a)} → {Show(b)}";
@@ -83,6 +84,16 @@ internal static class TrainerConfig
             (safe ? allowed : refused).Add(line);
         }
         return (refused, allowed);
+    }
+
+    private static readonly RegNetTrainer.Options Defaults = new();
+
+    private static JsonNode? DefaultOf(string key)
+    {
+        var field = typeof(RegNetTrainer.Options).GetField(key);
+        object? value = field?.GetValue(Defaults);
+        if (value is null || value is IDataView || value is Delegate || value is CancellationToken) return null;
+        return JsonSerializer.SerializeToNode(value is Enum ? value.ToString() : value);
     }
 
     private static bool KeepsAugmentedViews(JsonObject config) =>

@@ -125,6 +125,29 @@ public sealed class ResumeTests
     }
 
     [TestMethod]
+    public void ARunWrittenBeforeAnOptionExistedResumesWhenTheOptionHasItsDefault()
+    {
+        using var data = new TinyImageData(perClass: 2);
+        var ml = new MLContext(1);
+        var view = ml.Data.LoadFromEnumerable(data.Rows);
+        var keyed = ml.Transforms.Conversion.MapValueToKey("Label").Append(ml.Transforms.LoadImages("Image", null, nameof(TinyImageData.Row.ImagePath)))
+            .Fit(view).Transform(view);
+        var columns = InputColumns.Resolve(keyed.Schema, "Label", "Image", "test");
+        JsonObject Config(RegNetTrainer.Options o) => TrainerConfig.ToJson(TrainerConfig.Describe(o, Tiny, columns, 5, 4));
+        // An older version wrote no CachedAugmentedViews (an int, default 0) and no LayerDecay (null by default).
+        var old = Config(TinyOptions());
+        Assert.IsTrue(old.Remove(nameof(RegNetTrainer.Options.CachedAugmentedViews)));
+        var (refused, allowed) = TrainerConfig.Compare(old, Config(TinyOptions()));
+        Assert.IsEmpty(refused, string.Join("; ", refused));
+        Assert.IsEmpty(allowed);
+        var changed = TinyOptions();
+        changed.CachedAugmentedViews = 2;
+        (refused, _) = TrainerConfig.Compare(old, Config(changed));
+        Assert.HasCount(1, refused);
+        StringAssert.StartsWith(refused[0], "CachedAugmentedViews: 0 → 2");
+    }
+
+    [TestMethod]
     public void ResumingACheckpointFileContinuesItsRunFolderAndRemovesInterruptedWritesOnly()
     {
         using var data = new TinyImageData(perClass: 8);
