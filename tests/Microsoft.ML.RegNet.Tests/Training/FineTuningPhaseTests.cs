@@ -44,7 +44,7 @@ public sealed class FineTuningPhaseTests
         options.LayerDecay = decay;
         options.FreezeStages = 0;
         options.UnfreezeAfterEpochs = null;
-        var (start, weights) = StartingWeights(data, 21);
+        var (start, weights) = FrozenTrunkCacheTests.StartingWeights(data, 21);
         using var _ = start;
         options.StartingWeightsPath = weights;
         using var trained = data.Fit(options);
@@ -64,7 +64,7 @@ public sealed class FineTuningPhaseTests
     public void FrozenPartsTrainAfterUnfreezingAndTheCachedPhaseChangesNothing()
     {
         using var data = new TinyImageData(perClass: 4, size: 40);
-        var (start, weights) = StartingWeights(data, 22);
+        var (start, weights) = FrozenTrunkCacheTests.StartingWeights(data, 22);
         using var _ = start;
         using var withCache = data.Fit(Options(data, epochs: 3, weights));
         var uncachedOptions = Options(data, epochs: 3, weights);
@@ -89,7 +89,7 @@ public sealed class FineTuningPhaseTests
     public void ResumingAcrossTheUnfreezingGivesTheUninterruptedWeights()
     {
         using var data = new TinyImageData(perClass: 4, size: 40);
-        var (start, weights) = StartingWeights(data, 23);
+        var (start, weights) = FrozenTrunkCacheTests.StartingWeights(data, 23);
         using var _ = start;
         string workspace = Directory.CreateTempSubdirectory("regnet-unfreeze-resume-").FullName;
         try
@@ -135,14 +135,6 @@ public sealed class FineTuningPhaseTests
             var o = new RegNetTrainer.Options { Spec = TinyImageData.TinySpec, LayerDecay = bad };
             StringAssert.Contains(Assert.Throws<ArgumentException>(() => new MLContext(1).MulticlassClassification.Trainers.RegNet(o)).Message, "LayerDecay");
         }
-    }
-
-    private static (RegNetModel Model, string Path) StartingWeights(TinyImageData data, ulong seed)
-    {
-        var model = new RegNetModel(TinyImageData.TinySpec, 2, generator: new Generator(seed));
-        string path = Path.Combine(data.Folder, $"start-{seed}.safetensors");
-        RegNetWeights.SaveSafetensors(model, path);
-        return (model, path);
     }
 
     // Stem and all stages frozen for two epochs, then everything trains with layer decay.
