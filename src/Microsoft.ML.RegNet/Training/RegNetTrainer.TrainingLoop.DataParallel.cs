@@ -14,6 +14,9 @@ public sealed partial class RegNetTrainer
     {
         private static readonly JsonSerializerOptions StateJson = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
+        // The parameters whose gradients are averaged: the trainable ones, again after the second phase unfreezes the trunk.
+        private List<Parameter> _trainable = new();
+
         // Rank 0 logs, writes the run folder and checkpoints; without data parallelism this process is rank 0.
         private bool IsRoot => _parallel?.IsRoot ?? true;
 

@@ -7,7 +7,8 @@ namespace Microsoft.ML.RegNet;
 
 public sealed partial class RegNetTrainer
 {
-    // A frozen trunk costs nothing twice: its outputs of one epoch per view are kept and later epochs train the rest on them.
+    // A frozen trunk costs nothing twice: its outputs of one epoch per view are kept and later epochs train the rest on them;
+    // and the second phase of fine-tuning, which ends the freezing.
     private sealed partial class TrainingLoop
     {
         private FrozenTrunkCache? _trunkCache;
@@ -69,8 +70,6 @@ public sealed partial class RegNetTrainer
             _channel.Info(MessageSensitivity.None, $"Epoch {epoch}: the frozen stem{(_o.FreezeStages > 0 ? $" and stages 1–{_o.FreezeStages}" : "")} train from now on" +
                 (_o.LayerDecay is { } d ? $", at the scheduled rate × {d}^k (layer decay)." : ", at the scheduled rate."));
         }
-
-        private List<TorchSharp.Modules.Parameter> _trainable = new();
 
         // After an epoch that read every row from its start.
         private void CompleteTrunkCache(TrainingSession session, int epoch)

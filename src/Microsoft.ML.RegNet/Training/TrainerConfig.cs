@@ -27,13 +27,7 @@ internal static class TrainerConfig
         };
         if (trainingRows is { } rows) config["training_rows"] = rows;
         foreach (var field in typeof(RegNetTrainer.Options).GetFields())
-        {
-            object? value = field.GetValue(o);
-            if (value is null || value is IDataView || value is Delegate || value is CancellationToken || value is RegNetSpec
-                || value is RegNetTransformer || value is PretrainedOptions || field.Name is nameof(RegNetTrainer.Options.Augmentation) or nameof(RegNetTrainer.Options.Mixing) or nameof(RegNetTrainer.Options.Normalization))
-                continue;
-            config[field.Name] = value is Enum ? value.ToString() : value;
-        }
+            if (Recorded(field, field.GetValue(o)) is { } value) config[field.Name] = value;
         config["HasValidationSet"] = o.ValidationSet is not null;
         return config;
     }
@@ -88,12 +82,18 @@ internal static class TrainerConfig
 
     private static readonly RegNetTrainer.Options Defaults = new();
 
-    private static JsonNode? DefaultOf(string key)
+    private static JsonNode? DefaultOf(string key) =>
+        typeof(RegNetTrainer.Options).GetField(key) is { } field && Recorded(field, field.GetValue(Defaults)) is { } value
+            ? JsonSerializer.SerializeToNode(value) : null;
+
+    // What config.json records for an option field: its value (enums by name), or null for those it leaves out (null
+    // options, data, callbacks, objects, and the ones recorded in their own entries above).
+    private static object? Recorded(System.Reflection.FieldInfo field, object? value)
     {
-        var field = typeof(RegNetTrainer.Options).GetField(key);
-        object? value = field?.GetValue(Defaults);
-        if (value is null || value is IDataView || value is Delegate || value is CancellationToken) return null;
-        return JsonSerializer.SerializeToNode(value is Enum ? value.ToString() : value);
+        if (value is null || value is IDataView || value is Delegate || value is CancellationToken || value is RegNetSpec
+            || value is RegNetTransformer || value is PretrainedOptions || field.Name is nameof(RegNetTrainer.Options.Augmentation) or nameof(RegNetTrainer.Options.Mixing) or nameof(RegNetTrainer.Options.Normalization))
+            return null;
+        return value is Enum ? value.ToString() : value;
     }
 
     private static bool KeepsAugmentedViews(JsonObject config) =>
