@@ -1,7 +1,8 @@
 // Time to accuracy of fine-tuning (docs/benchmarks.md, issue 15): a source model trained on Fashion-MNIST classes 0–4
 // (RegNetX-002 at 64 px, the first N images of each class, saved as timm-layout safetensors under the file name of timm's X002 weights), fine-tuned to
 // classes 5–9 from a few images per class: (a) from random weights, (b) end to end from the source, (c) stem and all four
-// stages frozen, without the trunk cache, (d) the same with the cache, (e) (d) for the first epochs, then the
+// stages frozen, without the trunk cache, (d) the same with the cache (the decoded image cache is on for (a)–(c) as in any run
+// without augmentation; --image-cache-mb 0 turns it off), (e) (d) for the first epochs, then the
 // second phase: everything trains, with layer-wise learning-rate decay (--unfreeze-after, default 2; --layer-decay, default 0.8). Every variant: same images, seed, epochs, batch,
 // AdamW lr 1e-3, half-cosine per step, no augmentation (the trunk cache needs deterministic inputs), ImageNet mean/std
 // (the timm file's). Wall time is Fit's (reading the PNG files, training, the ONNX export at its end), accuracy is on
@@ -14,6 +15,9 @@ using Microsoft.ML.RegNet;
 internal static class FineTuneBenchmark
 {
     private const string Source = "/usr/share/datasets/fashion-mnist";
+
+    /// <summary>Every variant's <see cref="RegNetTrainer.Options.DecodedImageCacheMegabytes"/> (--image-cache-mb; the default otherwise).</summary>
+    public static int? ImageCacheMegabytes { get; set; }
 
     public static int Run(string folder, int perClass, int epochs, int sourcePerClass, int sourceEpochs, int threads, string variantLetters,
         int unfreezeAfter, double layerDecay)
@@ -51,9 +55,11 @@ internal static class FineTuneBenchmark
         {
             var options = Options(epochs, threads);
             set(options);
+            if (ImageCacheMegabytes is { } megabytes) options.DecodedImageCacheMegabytes = megabytes;
             var (accuracy, seconds, epochTimes) = FitAndEvaluate(folder, options, target, targetTest);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"| RegNetML {name} | {accuracy:P1} | {seconds:F1} s | {epochTimes[0]:F2} s | {epochTimes.Skip(1).DefaultIfEmpty().Average():F3} s |"));
+            Console.Error.WriteLine($"  epoch times of {name[..3]}: {string.Join(" ", epochTimes.Select(t => t.ToString("F2", CultureInfo.InvariantCulture)))} s");
         }
         return 0;
     }

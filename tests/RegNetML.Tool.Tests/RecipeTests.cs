@@ -22,9 +22,10 @@ public sealed class RecipeTests
         {
             Recipe = "keras", Mixup = 0.5, AreaFactor = 0.3, WeightDecay = 1e-4, Lr = 0.02, WarmupEpochs = 1, LabelSmoothing = 0.1,
             Epochs = 7, BatchSize = 16, ImageSize = 96, FreezeStages = 2, Seed = 9, Threads = 1, UnfreezeAfter = 3, LayerDecay = 0.75,
-            CachedViews = 4,
+            CachedViews = 4, ImageCacheMegabytes = 64,
         }, spec);
         Assert.AreEqual((3, 0.75, 4), (overridden.UnfreezeAfterEpochs, overridden.LayerDecay, overridden.CachedAugmentedViews));
+        Assert.AreEqual(64, overridden.DecodedImageCacheMegabytes);
         Assert.AreEqual(0.5, overridden.Mixing.MixupAlpha);
         Assert.AreEqual(0.3, overridden.Augmentation.AreaFactor);
         Assert.AreEqual(1e-4, overridden.WeightDecay);

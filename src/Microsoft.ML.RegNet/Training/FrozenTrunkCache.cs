@@ -6,7 +6,8 @@ namespace Microsoft.ML.RegNet.Training;
 
 /// <summary>
 /// The frozen trunk's output (stem and frozen stages) for each training row of one Fit and each of its views, in host
-/// memory up to a budget (for all views together) and then in a temporary file. A view is one fixed preprocessing of every
+/// memory up to a budget (for all views together) and then in a temporary file; or, with nothing frozen, the preprocessed
+/// images themselves (<see cref="HoldsImages"/>), in memory only. A view is one fixed preprocessing of every
 /// row: the deterministic one without augmentation (one view), or the augmentation of one epoch (view v is epoch v's), so
 /// (view, row index) is the key. An epoch that runs over the images fills its view (<see cref="TrainingSession.TrunkComputed"/>);
 /// once one epoch has filled a view completely, later epochs of that view read their batches from it in the order the input
@@ -29,6 +30,19 @@ internal sealed class FrozenTrunkCache : IDisposable
         _budgetBytes = memoryBudgetBytes;
         _spillPath = Path.Combine(spillDirectory, $"regnetml-trunk-{Guid.NewGuid():N}.bin");
     }
+
+    private FrozenTrunkCache(long memoryBudgetBytes) : this(memoryBudgetBytes, Path.GetTempPath()) => HoldsImages = true;
+
+    /// <summary>A cache of preprocessed images (the network's input), kept in memory up to <paramref name="memoryBudgetBytes"/>:
+    /// images beyond it are not kept (<see cref="Overflowed"/>), since reading them back from disk would save little over
+    /// decoding them.</summary>
+    public static FrozenTrunkCache ForImages(long memoryBudgetBytes) => new(memoryBudgetBytes);
+
+    /// <summary>True when it holds images rather than trunk outputs: its batches go through the whole network.</summary>
+    public bool HoldsImages { get; }
+
+    /// <summary>An image cache that met its budget: it does not hold every row and must not be used.</summary>
+    public bool Overflowed { get; private set; }
 
     /// <summary>True once an epoch over all rows has gone through <see cref="Add"/> for <paramref name="view"/>.</summary>
     public bool IsComplete(int view) => _complete.Contains(view);
@@ -65,6 +79,11 @@ internal sealed class FrozenTrunkCache : IDisposable
                 BytesInMemory += per * sizeof(float);
                 continue;
             }
+            if (HoldsImages)
+            {
+                Overflowed = true;
+                return;
+            }
             _spill ??= new FileStream(_spillPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
             long offset = _spill.Length;
             _spill.Seek(offset, SeekOrigin.Begin);
@@ -74,7 +93,11 @@ internal sealed class FrozenTrunkCache : IDisposable
     }
 
     /// <summary>Marks <paramref name="view"/> as holding every row (after a whole epoch went through <see cref="Add"/>).</summary>
-    public void MarkComplete(int view) => _complete.Add(view);
+    public void MarkComplete(int view)
+    {
+        if (Overflowed) throw new InvalidOperationException("An image cache over its budget does not hold every row.");
+        _complete.Add(view);
+    }
 
     /// <summary>Batches of the cached trunk outputs of <paramref name="view"/> for the rows in <paramref name="order"/> (rows
     /// not held are left out, as bad rows are by the input pipeline), <paramref name="batchSize"/> at a time, skipping the
@@ -121,7 +144,7 @@ internal sealed class FrozenTrunkCache : IDisposable
         var labelTensor = tensor(labels, ScalarType.Int64);
         images.DetachFromDisposeScope();
         labelTensor.DetachFromDisposeScope();
-        return new ImageBatch(index, images, labelTensor, rows.Select(r => r.Row).ToArray(), Array.Empty<BadRow>()) { HoldsTrunkOutput = true };
+        return new ImageBatch(index, images, labelTensor, rows.Select(r => r.Row).ToArray(), Array.Empty<BadRow>()) { HoldsTrunkOutput = !HoldsImages };
     }
 
     /// <summary>Frees the memory and deletes the temporary file.</summary>

@@ -8,13 +8,14 @@ namespace Microsoft.ML.RegNet;
 public sealed partial class RegNetTrainer
 {
     // A frozen trunk costs nothing twice: its outputs of one epoch per view are kept and later epochs train the rest on them;
-    // and the second phase of fine-tuning, which ends the freezing.
+    // with nothing frozen, the preprocessed images are kept instead; and the second phase of fine-tuning, which ends the freezing.
     private sealed partial class TrainingLoop
     {
         private FrozenTrunkCache? _trunkCache;
         private long _trainRows;
         // Views of each row that epochs cycle through (epoch e trains on view e mod _views); 0 when nothing is cached.
         private int _views;
+        private bool _imagesOverBudget;
 
         // Stages frozen after the frozen stem; null when nothing is frozen.
         private int? TrunkStages => _o.FreezeStem || _o.FreezeStages > 0 ? Math.Min(_o.FreezeStages, _model.Stages.Count) : null;
@@ -34,7 +35,17 @@ public sealed partial class RegNetTrainer
         private FrozenTrunkCache? CreateTrunkCache()
         {
             _views = CacheableViews();
-            return _views == 0 || _o.ReadCachedViewsFromImages ? null : new FrozenTrunkCache((long)_o.FrozenTrunkCacheMegabytes << 20, Path.GetTempPath());
+            if (_views == 0) return CreateImageCache();
+            return _o.ReadCachedViewsFromImages ? null : new FrozenTrunkCache((long)_o.FrozenTrunkCacheMegabytes << 20, Path.GetTempPath());
+        }
+
+        // Without the trunk cache (nothing frozen, the second phase, or CacheFrozenTrunk off): the preprocessed images are one
+        // fixed view when training does not augment; mixing happens after the batch, so it may. One process, as for the trunk.
+        private FrozenTrunkCache? CreateImageCache()
+        {
+            if (_o.DecodedImageCacheMegabytes == 0 || _o.Augmentation.Train || _parallel is { Size: > 1 } || _imagesOverBudget) return null;
+            _views = 1;
+            return FrozenTrunkCache.ForImages((long)_o.DecodedImageCacheMegabytes << 20);
         }
 
         private int ViewOf(int epoch) => _views == 0 ? 0 : epoch % _views;
@@ -50,8 +61,19 @@ public sealed partial class RegNetTrainer
             int view = ViewOf(epoch);
             if (_trunkCache is { } cache && cache.IsComplete(view))
                 return cache.Batches(view, pipeline.RowOrder(_trainRows, epoch), _o.BatchSize, skipBatches);
+            var batches = pipeline.Read(train, epoch, skipBatches, ReadCancellation, AugmentationEpoch(epoch));
+            if (_trunkCache is { HoldsImages: true } images) return Keeping(images, view, batches);
             session.TrunkComputed = _trunkCache is null ? null : (batch, trunk) => _trunkCache.Add(view, batch, trunk);
-            return pipeline.Read(train, epoch, skipBatches, ReadCancellation, AugmentationEpoch(epoch));
+            return batches;
+        }
+
+        private static IEnumerable<ImageBatch> Keeping(FrozenTrunkCache images, int view, IEnumerable<ImageBatch> batches)
+        {
+            foreach (var batch in batches)
+            {
+                images.Add(view, batch, batch.Images);
+                yield return batch;
+            }
         }
 
         // The second phase of fine-tuning (UnfreezeAfterEpochs): the frozen parts train from this epoch on, so the
@@ -63,9 +85,12 @@ public sealed partial class RegNetTrainer
             _frozen = new List<nn.Module>();
             _model.FoldFrozenNormalization(null);
             session.Unfreeze();
-            _trunkCache?.Dispose();
-            _trunkCache = null;
-            _views = 0;
+            if (_trunkCache is not { HoldsImages: true })
+            {
+                _trunkCache?.Dispose();
+                _views = 0;
+                _trunkCache = CreateImageCache();
+            }
             if (_parallel is not null) _trainable = _model.parameters().Where(p => p.requires_grad).ToList();
             _channel.Info(MessageSensitivity.None, $"Epoch {epoch}: the frozen stem{(_o.FreezeStages > 0 ? $" and stages 1–{_o.FreezeStages}" : "")} train from now on" +
                 (_o.LayerDecay is { } d ? $", at the scheduled rate × {d}^k (layer decay)." : ", at the scheduled rate."));
@@ -76,6 +101,11 @@ public sealed partial class RegNetTrainer
         {
             int view = ViewOf(epoch);
             if (_trunkCache is not { } cache || cache.IsComplete(view)) return;
+            if (cache.HoldsImages)
+            {
+                CompleteImageCache(cache, view);
+                return;
+            }
             cache.MarkComplete(view);
             session.TrunkComputed = null;
             if (cache.CompleteViews < _views) return;
@@ -83,6 +113,21 @@ public sealed partial class RegNetTrainer
             _channel.Info(MessageSensitivity.None, $"Frozen trunk cached: {_views} {(augmented ? "augmented " : "")}view{(_views == 1 ? "" : "s")} " +
                 $"of each row, {cache.Count} outputs, {cache.BytesInMemory >> 20} MiB in memory, {cache.BytesOnDisk >> 20} MiB on disk; " +
                 $"later epochs train the unfrozen part only{(augmented ? $", epoch e on view e mod {_views}" : "")}.");
+        }
+
+        private void CompleteImageCache(FrozenTrunkCache cache, int view)
+        {
+            if (cache.Overflowed)
+            {
+                _channel.Info(MessageSensitivity.None, $"Decoded images not cached: they need more than DecodedImageCacheMegabytes ({_o.DecodedImageCacheMegabytes} MiB); every epoch reads the image files.");
+                cache.Dispose();
+                _trunkCache = null;
+                _views = 0;
+                _imagesOverBudget = true;
+                return;
+            }
+            cache.MarkComplete(view);
+            _channel.Info(MessageSensitivity.None, $"Decoded images cached: {cache.Count} images, {cache.BytesInMemory >> 20} MiB in memory; later epochs read no image file.");
         }
     }
 }

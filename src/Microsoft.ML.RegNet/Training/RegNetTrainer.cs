@@ -78,6 +78,8 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         Require(o.LayerDecay is null or (> 0 and <= 1), $"LayerDecay must be in (0, 1] (got {o.LayerDecay}); 0.75 is a common choice.");
         Require(o.LogEveryNSteps >= 1, "LogEveryNSteps must be at least 1.");
         Require(o.CachedAugmentedViews >= 0, $"CachedAugmentedViews must be ≥ 0 (got {o.CachedAugmentedViews}); 0 keeps no augmented views.");
+        Require(o.FrozenTrunkCacheMegabytes >= 0, $"FrozenTrunkCacheMegabytes must be ≥ 0 (got {o.FrozenTrunkCacheMegabytes}); 0 keeps the frozen trunk's outputs on disk only.");
+        Require(o.DecodedImageCacheMegabytes >= 0, $"DecodedImageCacheMegabytes must be ≥ 0 (got {o.DecodedImageCacheMegabytes}); 0 turns the image cache off.");
         o.Augmentation.Validate();
         o.Mixing.Validate();
     }

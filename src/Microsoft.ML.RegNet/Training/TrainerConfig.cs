@@ -44,6 +44,7 @@ internal static class TrainerConfig
         nameof(RegNetTrainer.Options.LogEveryNSteps), nameof(RegNetTrainer.Options.CheckpointEveryNSteps), nameof(RegNetTrainer.Options.WorkspacePath),
         nameof(RegNetTrainer.Options.ResumeFrom), nameof(RegNetTrainer.Options.ResumeFromPreviousCheckpoint), nameof(RegNetTrainer.Options.StartingWeightsPath),
         nameof(RegNetTrainer.Options.Pretrained), nameof(RegNetTrainer.Options.CacheFrozenTrunk), nameof(RegNetTrainer.Options.FrozenTrunkCacheMegabytes),
+        nameof(RegNetTrainer.Options.DecodedImageCacheMegabytes),
         nameof(RegNetTrainer.Options.EarlyStopping), nameof(RegNetTrainer.Options.LabelColumnName), nameof(RegNetTrainer.Options.ImageColumnName),
         nameof(RegNetTrainer.Options.ScoreColumnName), nameof(RegNetTrainer.Options.PredictedLabelColumnName),
         nameof(RegNetTrainer.Options.Seed), nameof(RegNetTrainer.Options.Architecture), nameof(RegNetTrainer.Options.DataParallel),

@@ -25,6 +25,7 @@ internal static class Recipes
         if (s.UnfreezeAfter is { } unfreeze) options.UnfreezeAfterEpochs = unfreeze;
         if (s.LayerDecay is { } layerDecay) options.LayerDecay = layerDecay;
         if (s.CachedViews is { } views) options.CachedAugmentedViews = views;
+        if (s.ImageCacheMegabytes is { } imageCache) options.DecodedImageCacheMegabytes = imageCache;
         if (s.ValFraction is { } fraction) options.ValidationFraction = fraction;
         options.Seed = s.Seed ?? 1;
         options.NumberOfThreads = s.Threads;

@@ -49,6 +49,10 @@ public sealed class TrainSettings : CommandSettings
     [Description("With --freeze-stages and augmentation: keep K augmented views of each image's frozen-trunk output; epochs after the first K train from them without reading images.")]
     public int? CachedViews { get; set; }
 
+    [CommandOption("--image-cache-mb <MIB>")]
+    [Description("Without augmentation and with nothing frozen: keep the decoded images of the first epoch in memory, up to MIB (default 1024; 0: off), so later epochs read no image file.")]
+    public int? ImageCacheMegabytes { get; set; }
+
     [CommandOption("--layer-decay <FACTOR>")]
     [Description("Layer-wise learning-rate decay in (0, 1] (timm's layer_decay): the classifier at the scheduled rate, the last stage × FACTOR, the one before × FACTOR², …")]
     public double? LayerDecay { get; set; }

@@ -48,8 +48,10 @@ public sealed class FrozenTrunkCacheTests
             Assert.AreEqual(3, epochs[0], "all three epochs trained");
 
         using var again = new TinyImageData(perClass: 4, size: 40);
-        var control = DeletingImagesAfter(1, Options(weights, cache: false), again, new int[1]);
-        Assert.Throws<Exception>(() => again.Fit(control).Dispose(), "without the cache the second epoch reads the deleted images");
+        var uncached = Options(weights, cache: false);
+        uncached.DecodedImageCacheMegabytes = 0; // nor the decoded images
+        var control = DeletingImagesAfter(1, uncached, again, new int[1]);
+        Assert.Throws<Exception>(() => again.Fit(control).Dispose(), "without the caches the second epoch reads the deleted images");
     }
 
     // Counts ended epochs in epochs[0] and deletes the image files when the first `epochsRead` have ended.

@@ -43,10 +43,12 @@ internal sealed class TinyImageData : IDisposable
     /// <summary>The tiny RegNet the training tests train on these images.</summary>
     public static RegNetSpec TinySpec { get; } = RegNetSpec.Create(depth: 4, w0: 8, wa: 8, wm: 2, groupWidth: 8, name: "tiny");
 
-    /// <summary>Fits the trainer on these rows: the label to a key, the image loaded from its path.</summary>
-    public RegNetTransformer Fit(RegNetTrainer.Options options)
+    /// <summary>Fits the trainer on these rows: the label to a key, the image loaded from its path. <paramref name="log"/>
+    /// receives ML.NET's log messages.</summary>
+    public RegNetTransformer Fit(RegNetTrainer.Options options, Action<string>? log = null)
     {
         var ml = new MLContext(seed: 1);
+        if (log is not null) ml.Log += (_, e) => log(e.Message);
         var view = ml.Data.LoadFromEnumerable(Rows);
         var prepared = ml.Transforms.Conversion.MapValueToKey("Label", nameof(Row.Label))
             .Append(ml.Transforms.LoadImages("Image", null, nameof(Row.ImagePath)))

@@ -1,0 +1,94 @@
+namespace Microsoft.ML.RegNet.Tests.Training;
+
+/// <summary>
+/// The decoded image cache: without augmentation the first epoch's preprocessed images train every later epoch, with
+/// the same result as reading the files each epoch; the image files are deleted after the epoch that fills the cache, so a
+/// run that still read them would fail.
+/// </summary>
+[TestClass]
+public sealed class DecodedImageCacheTests
+{
+    [TestMethod]
+    public void LaterEpochsReadNoImageFileAndTrainAsWithoutTheCache()
+    {
+        using var data = new TinyImageData(perClass: 4, size: 40);
+        var reading = Options(epochs: 3);
+        reading.DecodedImageCacheMegabytes = 0;
+        using var everyEpoch = data.Fit(reading);
+
+        var log = new List<string>();
+        var cached = Options(epochs: 3);
+        cached.MetricsCallback = DeleteImagesAfter(data, epoch: 0);
+        using var fromCache = data.Fit(cached, m => { lock (log) log.Add(m); });
+        TinyImageData.AssertSameWeights(everyEpoch.Model, fromCache.Model);
+        lock (log) Assert.ContainsSingle(log.Where(m => m.Contains("Decoded images cached: 8 images", StringComparison.Ordinal)));
+    }
+
+    [TestMethod]
+    public void ImagesBeyondTheBudgetAreNotCachedAndTheLogSaysSo()
+    {
+        using var data = new TinyImageData(perClass: 12, size: 40);
+        var reading = Options(epochs: 2, imageSize: 64); // 24 images × 3 × 64 × 64 floats = 1.1 MiB
+        reading.DecodedImageCacheMegabytes = 0;
+        using var everyEpoch = data.Fit(reading);
+        var log = new List<string>();
+        var small = Options(epochs: 2, imageSize: 64);
+        small.DecodedImageCacheMegabytes = 1;
+        using var overBudget = data.Fit(small, m => { lock (log) log.Add(m); });
+        TinyImageData.AssertSameWeights(everyEpoch.Model, overBudget.Model);
+        lock (log)
+        {
+            Assert.ContainsSingle(log.Where(m => m.Contains("Decoded images not cached: they need more than DecodedImageCacheMegabytes (1 MiB)", StringComparison.Ordinal)));
+            Assert.IsFalse(log.Any(m => m.Contains("Decoded images cached", StringComparison.Ordinal)));
+        }
+    }
+
+    [TestMethod]
+    public void AfterUnfreezingTheImagesAreCachedInsteadOfTheTrunk()
+    {
+        using var data = new TinyImageData(perClass: 4, size: 40);
+        var (start, weights) = FrozenTrunkCacheTests.StartingWeights(data, 23);
+        using var _ = start;
+        var reading = SecondPhase(weights);
+        reading.CacheFrozenTrunk = false;
+        reading.DecodedImageCacheMegabytes = 0;
+        using var everyEpoch = data.Fit(reading);
+        // Epoch 0 fills the trunk cache, epoch 1 trains on it, epoch 2 (unfrozen) reads the images and fills the image cache, epoch 3 trains on that.
+        var cached = SecondPhase(weights);
+        cached.MetricsCallback = DeleteImagesAfter(data, epoch: 2);
+        using var fromCaches = data.Fit(cached);
+        foreach (var (name, expected) in everyEpoch.Model.state_dict())
+            Assert.IsTrue(expected.allclose(fromCaches.Model.state_dict()[name], rtol: 0, atol: 1e-6), $"{name} differs between cached and uncached runs");
+    }
+
+    [TestMethod]
+    public void ANegativeBudgetIsRefused()
+    {
+        var options = Options(epochs: 1);
+        options.DecodedImageCacheMegabytes = -1;
+        var e = Assert.ThrowsExactly<ArgumentException>(() => new MLContext(1).MulticlassClassification.Trainers.RegNet(options));
+        Assert.Contains("DecodedImageCacheMegabytes must be ≥ 0", e.Message);
+    }
+
+    private static Action<RegNetTrainingMetrics> DeleteImagesAfter(TinyImageData data, int epoch) => m =>
+    {
+        if (m.Phase == MetricsPhase.TrainEpoch && m.Epoch == epoch)
+            foreach (var row in data.Rows) File.Delete(row.ImagePath);
+    };
+
+    private static RegNetTrainer.Options Options(int epochs, int imageSize = 32) => new()
+    {
+        Spec = TinyImageData.TinySpec, ImageSize = imageSize, BatchSize = 3, MaxEpochs = epochs, Seed = 3, WorkerThreads = 1,
+        Augmentation = AugmentationOptions.Evaluation(), Mixing = new MixingOptions { MixupAlpha = 0.4 }, LearningRate = 0.01,
+    };
+
+    private static RegNetTrainer.Options SecondPhase(string weights)
+    {
+        var options = Options(epochs: 4);
+        options.Mixing = new MixingOptions(); // the trunk cache needs unmixed images
+        options.StartingWeightsPath = weights;
+        options.FreezeStages = 4;
+        options.UnfreezeAfterEpochs = 2;
+        return options;
+    }
+}
