@@ -1,7 +1,8 @@
 // Scoring throughput: TorchSharp eval vs ONNX Runtime (docs/benchmarks.md, "Scoring").
 //   dotnet run -c Release --project benchmarks/RegNetML.Benchmarks -- --threads 2 --models X002,Y016 --batches 1,32 --size 224
 // Prints CSV rows: engine,model,batch,images_per_s,ms_per_batch.
-// With --input-pipeline [--images 256] [--train-steps 3] it runs the input pipeline benchmark instead (InputPipelineBenchmark.cs).
+// With --input-pipeline [--images 256] [--train-steps 3] it runs the input pipeline benchmark instead (InputPipelineBenchmark.cs);
+// with --training-step, one training step timed in parts (TrainingStepBenchmark.cs).
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.ML.RegNet;
@@ -14,6 +15,15 @@ if (args.Contains("--input-pipeline"))
     var pipelineArgs = args.Where(a => a != "--input-pipeline").ToList();
     int Value(string name, int fallback) => pipelineArgs.IndexOf(name) is int i and >= 0 ? int.Parse(pipelineArgs[i + 1], CultureInfo.InvariantCulture) : fallback;
     InputPipelineBenchmark.Run(Value("--images", 256), Value("--train-steps", 3));
+    return;
+}
+
+if (args.Contains("--training-step"))
+{
+    string Text(string name, string fallback) => Array.IndexOf(args, name) is int i and >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+    int Number(string name, int fallback) => int.Parse(Text(name, fallback.ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
+    TrainingStepBenchmark.Run(Text("--model", "X002"), Number("--size", 64), Number("--batch", 32), Number("--threads", 2), Number("--steps", 25),
+        args.Contains("--channels-last"));
     return;
 }
 
