@@ -7,6 +7,7 @@
 # (the defaults are sized for a shared, loaded 2-core machine; on a quiet one try 100 10 1000 2 3)
 # Round 1 runs every RegNetML variant, then PyTorch; each further round runs RegNetML's (b) and (c), then PyTorch's, so
 # that the engines alternate and a slow spell of the machine does not fall on one of them only.
+# FINETUNE_ARGS adds options of the .NET benchmark, e.g. FINETUNE_ARGS="--image-cache-mb 0" (decode every epoch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FOLDER=${1:-/tmp/regnetml-finetune}
@@ -21,6 +22,7 @@ for round in $(seq 1 "$ROUNDS"); do
     variants=abcde
     [ "$round" -gt 1 ] && variants=bc
     dotnet benchmarks/RegNetML.FashionMnist/bin/Release/net10.0/RegNetML.FashionMnist.dll "$EPOCHS" "$FOLDER" --finetune \
-        --per-class "$PER_CLASS" --source-per-class "$SOURCE_PER_CLASS" --source-epochs "$SOURCE_EPOCHS" --threads 2 --variants "$variants"
+        --per-class "$PER_CLASS" --source-per-class "$SOURCE_PER_CLASS" --source-epochs "$SOURCE_EPOCHS" --threads 2 --variants "$variants" \
+        ${FINETUNE_ARGS:-}
     /usr/bin/python3 benchmarks/fashion_mnist/finetune_pytorch.py "$FOLDER" "$PER_CLASS" "$EPOCHS" 2
 done

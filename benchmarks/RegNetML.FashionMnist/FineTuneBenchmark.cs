@@ -41,8 +41,8 @@ internal static class FineTuneBenchmark
         {
             ("(a) random weights, end to end", o => o.Normalization = ImageNormalization.ImageNet),
             ("(b) from the source, end to end", o => { o.Pretrained = PretrainedSource.Timm; o.PretrainedOptions = pretrained; }),
-            ("(c) frozen trunk, no cache", o => { o.Pretrained = PretrainedSource.Timm; o.PretrainedOptions = pretrained; o.FreezeStages = 4; o.CacheFrozenTrunk = false; }),
-            ("(d) frozen trunk, cache", o => { o.Pretrained = PretrainedSource.Timm; o.PretrainedOptions = pretrained; o.FreezeStages = 4; }),
+            ("(c) frozen trunk, no trunk cache", o => { o.Pretrained = PretrainedSource.Timm; o.PretrainedOptions = pretrained; o.FreezeStages = 4; o.CacheFrozenTrunk = false; }),
+            ("(d) frozen trunk, trunk cache", o => { o.Pretrained = PretrainedSource.Timm; o.PretrainedOptions = pretrained; o.FreezeStages = 4; }),
             (string.Create(CultureInfo.InvariantCulture, $"(e) (d) for {unfreezeAfter} epoch(s), then unfrozen, layer decay {layerDecay}"), o =>
             {
                 o.Pretrained = PretrainedSource.Timm; o.PretrainedOptions = pretrained; o.FreezeStages = 4;
