@@ -56,9 +56,41 @@ public sealed class DecodedImageCacheTests
         // Epoch 0 fills the trunk cache, epoch 1 trains on it, epoch 2 (unfrozen) reads the images and fills the image cache, epoch 3 trains on that.
         var cached = SecondPhase(weights);
         cached.MetricsCallback = DeleteImagesAfter(data, epoch: 2);
-        using var fromCaches = data.Fit(cached);
+        var log = new List<string>();
+        using var fromCaches = data.Fit(cached, m => { lock (log) log.Add(m); });
         foreach (var (name, expected) in everyEpoch.Model.state_dict())
             Assert.IsTrue(expected.allclose(fromCaches.Model.state_dict()[name], rtol: 0, atol: 1e-6), $"{name} differs between cached and uncached runs");
+        lock (log)
+        {
+            Assert.ContainsSingle(log.Where(m => m.Contains("Frozen trunk cached: 1 view of each row", StringComparison.Ordinal)), "epoch 1 trained on the trunk cache");
+            Assert.ContainsSingle(log.Where(m => m.Contains("Decoded images cached: 8 images", StringComparison.Ordinal)), "epoch 3 trained on the image cache");
+        }
+    }
+
+    [TestMethod]
+    public void UnfreezingAfterTheFirstEpochKeepsTheImagesNotTheTrunk()
+    {
+        // Epoch 0 is the only frozen one: trunk outputs would never be replayed, so the images are kept from epoch 0 on.
+        using var data = new TinyImageData(perClass: 4, size: 40);
+        var (start, weights) = FrozenTrunkCacheTests.StartingWeights(data, 24);
+        using var _ = start;
+        var reading = SecondPhase(weights);
+        reading.MaxEpochs = 3;
+        reading.UnfreezeAfterEpochs = 1;
+        reading.DecodedImageCacheMegabytes = 0;
+        using var everyEpoch = data.Fit(reading);
+        var cached = SecondPhase(weights);
+        cached.MaxEpochs = 3;
+        cached.UnfreezeAfterEpochs = 1;
+        cached.MetricsCallback = DeleteImagesAfter(data, epoch: 0);
+        var log = new List<string>();
+        using var fromImages = data.Fit(cached, m => { lock (log) log.Add(m); });
+        TinyImageData.AssertSameWeights(everyEpoch.Model, fromImages.Model);
+        lock (log)
+        {
+            Assert.IsFalse(log.Any(m => m.Contains("Frozen trunk cached", StringComparison.Ordinal)), "no trunk cache when no frozen epoch replays it");
+            Assert.ContainsSingle(log.Where(m => m.Contains("Decoded images cached: 8 images", StringComparison.Ordinal)));
+        }
     }
 
     [TestMethod]
