@@ -11,7 +11,7 @@ public sealed partial class RegNetTrainer
     // with nothing frozen, the preprocessed images are kept instead; and the second phase of fine-tuning, which ends the freezing.
     private sealed partial class TrainingLoop
     {
-        private FrozenTrunkCache? _trunkCache;
+        private TrainableInputCache? _trunkCache;
         private long _trainRows;
         // Views of each row that epochs cycle through (epoch e trains on view e mod _views); 0 when nothing is cached.
         private int _views;
@@ -32,20 +32,20 @@ public sealed partial class RegNetTrainer
             return _o.UnfreezeAfterEpochs is { } unfreeze && unfreeze <= views ? 0 : views;
         }
 
-        private FrozenTrunkCache? CreateTrunkCache()
+        private TrainableInputCache? CreateTrunkCache()
         {
             _views = CacheableViews();
             if (_views == 0) return CreateImageCache();
-            return _o.ReadCachedViewsFromImages ? null : new FrozenTrunkCache((long)_o.FrozenTrunkCacheMegabytes << 20, Path.GetTempPath());
+            return _o.ReadCachedViewsFromImages ? null : new TrainableInputCache((long)_o.FrozenTrunkCacheMegabytes << 20, Path.GetTempPath());
         }
 
         // Without the trunk cache (nothing frozen, the second phase, or CacheFrozenTrunk off): the preprocessed images are one
         // fixed view when training does not augment; mixing happens after the batch, so it may. One process, as for the trunk.
-        private FrozenTrunkCache? CreateImageCache()
+        private TrainableInputCache? CreateImageCache()
         {
             if (_o.DecodedImageCacheMegabytes == 0 || _o.Augmentation.Train || _parallel is { Size: > 1 } || _imagesOverBudget) return null;
             _views = 1;
-            return FrozenTrunkCache.ForImages((long)_o.DecodedImageCacheMegabytes << 20);
+            return TrainableInputCache.ForImages((long)_o.DecodedImageCacheMegabytes << 20);
         }
 
         private int ViewOf(int epoch) => _views == 0 ? 0 : epoch % _views;
@@ -67,7 +67,7 @@ public sealed partial class RegNetTrainer
             return batches;
         }
 
-        private static IEnumerable<ImageBatch> Keeping(FrozenTrunkCache images, int view, IEnumerable<ImageBatch> batches)
+        private static IEnumerable<ImageBatch> Keeping(TrainableInputCache images, int view, IEnumerable<ImageBatch> batches)
         {
             foreach (var batch in batches)
             {
@@ -115,7 +115,7 @@ public sealed partial class RegNetTrainer
                 $"later epochs train the unfrozen part only{(augmented ? $", epoch e on view e mod {_views}" : "")}.");
         }
 
-        private void CompleteImageCache(FrozenTrunkCache cache, int view)
+        private void CompleteImageCache(TrainableInputCache cache, int view)
         {
             if (cache.Overflowed)
             {

@@ -61,7 +61,7 @@ internal sealed class TrainingSession
     public Action? AfterBackward { get; set; }
 
     /// <summary>Receives each batch's frozen trunk output (computed in eval mode without autograd) before the unfrozen part
-    /// runs: the trainer's <see cref="FrozenTrunkCache"/> keeps it. Null: nothing.</summary>
+    /// runs: the trainer's <see cref="TrainableInputCache"/> keeps it. Null: nothing.</summary>
     public Action<ImageBatch, Tensor>? TrunkComputed { get; set; }
 
     /// <summary>Combines <see cref="Evaluate"/>'s sums over processes before they become metrics (data-parallel). Null: nothing.</summary>

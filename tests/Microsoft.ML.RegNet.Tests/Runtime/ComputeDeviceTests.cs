@@ -66,7 +66,7 @@ public sealed class ComputeDeviceTests
         {
             ["Weights/Formats/"] = "file readers fill host tensors that are copied into the model's parameters on its device",
             ["Data/Pipeline/ImageBatchPipeline.Workers.cs"] = "batches are assembled in host memory; the training session and the scorer move them",
-            ["Training/FrozenTrunkCache.cs"] = "cached trunk outputs are assembled in host memory like the pipeline's batches; the training session moves them",
+            ["Training/TrainableInputCache.cs"] = "cached trunk outputs and images are assembled in host memory like the pipeline's batches; the training session moves them",
             ["Runtime/"] = "loading libtorch and probing the CPU's convolution kernels concern the CPU itself",
             ["Distributed/"] = "MPI reduces host memory; data-parallel training is refused at Fit for any device but the CPU",
         };

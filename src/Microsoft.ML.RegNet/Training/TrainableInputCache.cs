@@ -5,15 +5,16 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.RegNet.Training;
 
 /// <summary>
-/// The frozen trunk's output (stem and frozen stages) for each training row of one Fit and each of its views, in host
-/// memory up to a budget (for all views together) and then in a temporary file; or, with nothing frozen, the preprocessed
-/// images themselves (<see cref="HoldsImages"/>), in memory only. A view is one fixed preprocessing of every
+/// The input of the part of the network that trains, kept for each training row of one Fit and each of its views: the
+/// frozen trunk's output (stem and frozen stages), in host memory up to a budget (for all views together) and then in a
+/// temporary file; or, without a frozen trunk to cache, the preprocessed images themselves (<see cref="HoldsImages"/>), in
+/// memory only. A view is one fixed preprocessing of every
 /// row: the deterministic one without augmentation (one view), or the augmentation of one epoch (view v is epoch v's), so
 /// (view, row index) is the key. An epoch that runs over the images fills its view (<see cref="TrainingSession.TrunkComputed"/>);
 /// once one epoch has filled a view completely, later epochs of that view read their batches from it in the order the input
-/// pipeline would have produced, so they train only the unfrozen part.
+/// pipeline would have produced, so they read no image and, with a frozen trunk, train only the unfrozen part.
 /// </summary>
-internal sealed class FrozenTrunkCache : IDisposable
+internal sealed class TrainableInputCache : IDisposable
 {
     private readonly Dictionary<(int View, long Row), (float[] Values, long Label)> _memory = new();
     private readonly Dictionary<(int View, long Row), (long Offset, long Label)> _disk = new();
@@ -25,18 +26,18 @@ internal sealed class FrozenTrunkCache : IDisposable
 
     /// <param name="memoryBudgetBytes">Bytes of trunk outputs kept in memory; the rest go to <paramref name="spillDirectory"/>.</param>
     /// <param name="spillDirectory">Folder of the temporary file (deleted on <see cref="Dispose"/>).</param>
-    public FrozenTrunkCache(long memoryBudgetBytes, string spillDirectory)
+    public TrainableInputCache(long memoryBudgetBytes, string spillDirectory)
     {
         _budgetBytes = memoryBudgetBytes;
         _spillPath = Path.Combine(spillDirectory, $"regnetml-trunk-{Guid.NewGuid():N}.bin");
     }
 
-    private FrozenTrunkCache(long memoryBudgetBytes) : this(memoryBudgetBytes, Path.GetTempPath()) => HoldsImages = true;
+    private TrainableInputCache(long memoryBudgetBytes) : this(memoryBudgetBytes, Path.GetTempPath()) => HoldsImages = true;
 
     /// <summary>A cache of preprocessed images (the network's input), kept in memory up to <paramref name="memoryBudgetBytes"/>:
     /// images beyond it are not kept (<see cref="Overflowed"/>), since reading them back from disk would save little over
     /// decoding them.</summary>
-    public static FrozenTrunkCache ForImages(long memoryBudgetBytes) => new(memoryBudgetBytes);
+    public static TrainableInputCache ForImages(long memoryBudgetBytes) => new(memoryBudgetBytes);
 
     /// <summary>True when it holds images rather than trunk outputs: its batches go through the whole network.</summary>
     public bool HoldsImages { get; }
