@@ -18,7 +18,7 @@ public sealed class DecodedImageCacheTests
 
         var log = new List<string>();
         var cached = Options(epochs: 3);
-        cached.MetricsCallback = DeleteImagesAfter(data, epoch: 0);
+        FrozenTrunkCacheTests.DeletingImagesAfter(1, cached, data, new int[1]);
         using var fromCache = data.Fit(cached, m => { lock (log) log.Add(m); });
         TinyImageData.AssertSameWeights(everyEpoch.Model, fromCache.Model);
         lock (log) Assert.ContainsSingle(log.Where(m => m.Contains("Decoded images cached: 8 images", StringComparison.Ordinal)));
@@ -55,7 +55,7 @@ public sealed class DecodedImageCacheTests
         using var everyEpoch = data.Fit(reading);
         // Epoch 0 fills the trunk cache, epoch 1 trains on it, epoch 2 (unfrozen) reads the images and fills the image cache, epoch 3 trains on that.
         var cached = SecondPhase(weights);
-        cached.MetricsCallback = DeleteImagesAfter(data, epoch: 2);
+        FrozenTrunkCacheTests.DeletingImagesAfter(3, cached, data, new int[1]);
         var log = new List<string>();
         using var fromCaches = data.Fit(cached, m => { lock (log) log.Add(m); });
         foreach (var (name, expected) in everyEpoch.Model.state_dict())
@@ -82,7 +82,7 @@ public sealed class DecodedImageCacheTests
         var cached = SecondPhase(weights);
         cached.MaxEpochs = 3;
         cached.UnfreezeAfterEpochs = 1;
-        cached.MetricsCallback = DeleteImagesAfter(data, epoch: 0);
+        FrozenTrunkCacheTests.DeletingImagesAfter(1, cached, data, new int[1]);
         var log = new List<string>();
         using var fromImages = data.Fit(cached, m => { lock (log) log.Add(m); });
         TinyImageData.AssertSameWeights(everyEpoch.Model, fromImages.Model);
@@ -101,12 +101,6 @@ public sealed class DecodedImageCacheTests
         var e = Assert.ThrowsExactly<ArgumentException>(() => new MLContext(1).MulticlassClassification.Trainers.RegNet(options));
         Assert.Contains("DecodedImageCacheMegabytes must be ≥ 0", e.Message);
     }
-
-    private static Action<RegNetTrainingMetrics> DeleteImagesAfter(TinyImageData data, int epoch) => m =>
-    {
-        if (m.Phase == MetricsPhase.TrainEpoch && m.Epoch == epoch)
-            foreach (var row in data.Rows) File.Delete(row.ImagePath);
-    };
 
     private static RegNetTrainer.Options Options(int epochs, int imageSize = 32) => new()
     {
