@@ -153,10 +153,12 @@ public sealed partial class RegNetTrainer
         /// to a temporary file, deleted when Fit ends.</summary>
         public int FrozenTrunkCacheMegabytes = 1024;
         /// <summary>Without the frozen trunk cache in use (nothing frozen, after <see cref="UnfreezeAfterEpochs"/>, or
-        /// <see cref="CacheFrozenTrunk"/> false), without training augmentation and in one process: keep the preprocessed images of the first epoch in memory, up to this many MiB (1024), and train later epochs on them
-        /// without reading or decoding an image file again (Keras' <c>Dataset.cache()</c>). Training computes the same as
-        /// without it (mixing still draws per epoch). When the images need more, nothing is kept (logged) and every epoch
-        /// reads the files. 0 turns it off. The validation set is not cached.</summary>
+        /// <see cref="CacheFrozenTrunk"/> false), without training augmentation and in one process: keep the preprocessed
+        /// images of the first epoch in memory, up to this many MiB (1024), and train later epochs on them without reading or
+        /// decoding an image file again (Keras' <c>Dataset.cache()</c>). Training computes the same as without it (mixing
+        /// still draws per epoch). When the images need more, nothing is kept (logged) and every epoch reads the files.
+        /// 0 turns it off; negative: the trainer's constructor throws <see cref="ArgumentException"/>. The validation set is
+        /// not cached.</summary>
         public int DecodedImageCacheMegabytes = 1024;
         /// <summary>With training augmentation and the frozen trunk cache in use (<see cref="CacheFrozenTrunk"/>, frozen parts,
         /// no mixing, one process): K augmented views of each image to keep (0, the default: none, every epoch reads and

@@ -69,7 +69,7 @@ public sealed partial class RegNetTrainer
             });
             if (validation is not null)
                 validation = EvaluationPreprocessing.Apply(validation, new EvaluationCrop(_o.ImageSize, _o.CropFraction), _o.ImageColumnName, _columns.ImageIsBytes);
-            _trunkCache = CreateTrunkCache();
+            _inputCache = CreateInputCache();
             try
             {
                 var (session, schedule) = StartSession(train, optimizer, decay);
@@ -89,7 +89,7 @@ public sealed partial class RegNetTrainer
             {
                 _model.SetTrainingNormalization(null); // the returned model normalises on its own
                 _model.FoldFrozenNormalization(null);
-                _trunkCache?.Dispose();
+                _inputCache?.Dispose();
                 _run?.Dispose();
                 if (trainPipeline.BadImagesSkipped > 0)
                     _channel.Warning(MessageSensitivity.None, $"{trainPipeline.BadImagesSkipped} training images were unreadable or could not be decoded and were skipped: {trainPipeline.DescribeBadRows()}");
@@ -226,7 +226,7 @@ public sealed partial class RegNetTrainer
                 throw new InvalidOperationException(epoch == 0 && skipBatches == 0
                     ? "The training data is empty (no row had a decodable image and a label)."
                     : $"Epoch {epoch} produced no batches.");
-            if (skipBatches == 0) CompleteTrunkCache(session, epoch);
+            if (skipBatches == 0) CompleteInputCache(session, epoch);
             Globalize(whole);
             _lastTrain = whole.ToMetrics(MetricsPhase.TrainEpoch, epoch, session.State.GlobalStep, lr);
             Report(_lastTrain);

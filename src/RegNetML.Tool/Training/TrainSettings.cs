@@ -50,7 +50,7 @@ public sealed class TrainSettings : CommandSettings
     public int? CachedViews { get; set; }
 
     [CommandOption("--image-cache-mb <MIB>")]
-    [Description("Without augmentation and with nothing frozen: keep the decoded images of the first epoch in memory, up to MIB (default 1024; 0: off), so later epochs read no image file.")]
+    [Description("Without augmentation and without the frozen-trunk cache in use: keep the decoded images of the first epoch in memory, up to MIB (default 1024; 0: off), so later epochs read no image file.")]
     public int? ImageCacheMegabytes { get; set; }
 
     [CommandOption("--layer-decay <FACTOR>")]

@@ -8,10 +8,11 @@ namespace Microsoft.ML.RegNet;
 public sealed partial class RegNetTrainer
 {
     // A frozen trunk costs nothing twice: its outputs of one epoch per view are kept and later epochs train the rest on them;
-    // with nothing frozen, the preprocessed images are kept instead; and the second phase of fine-tuning, which ends the freezing.
+    // without a frozen trunk to cache, the decoded images are kept instead; and the second phase of fine-tuning, which ends
+    // the freezing.
     private sealed partial class TrainingLoop
     {
-        private TrainableInputCache? _trunkCache;
+        private TrainableInputCache? _inputCache;
         private long _trainRows;
         // Views of each row that epochs cycle through (epoch e trains on view e mod _views); 0 when nothing is cached.
         private int _views;
@@ -32,7 +33,7 @@ public sealed partial class RegNetTrainer
             return _o.UnfreezeAfterEpochs is { } unfreeze && unfreeze <= views ? 0 : views;
         }
 
-        private TrainableInputCache? CreateTrunkCache()
+        private TrainableInputCache? CreateInputCache()
         {
             _views = CacheableViews();
             if (_views == 0) return CreateImageCache();
@@ -59,11 +60,11 @@ public sealed partial class RegNetTrainer
         private IEnumerable<ImageBatch> EpochBatches(IDataView train, TrainingSession session, ImageBatchPipeline pipeline, int epoch, int skipBatches)
         {
             int view = ViewOf(epoch);
-            if (_trunkCache is { } cache && cache.IsComplete(view))
+            if (_inputCache is { } cache && cache.IsComplete(view))
                 return cache.Batches(view, pipeline.RowOrder(_trainRows, epoch), _o.BatchSize, skipBatches);
             var batches = pipeline.Read(train, epoch, skipBatches, ReadCancellation, AugmentationEpoch(epoch));
-            if (_trunkCache is { HoldsImages: true } images) return Keeping(images, view, batches);
-            session.TrunkComputed = _trunkCache is null ? null : (batch, trunk) => _trunkCache.Add(view, batch, trunk);
+            if (_inputCache is { HoldsImages: true } images) return Keeping(images, view, batches);
+            session.TrunkComputed = _inputCache is null ? null : (batch, trunk) => _inputCache.Add(view, batch, trunk);
             return batches;
         }
 
@@ -85,11 +86,11 @@ public sealed partial class RegNetTrainer
             _frozen = new List<nn.Module>();
             _model.FoldFrozenNormalization(null);
             session.Unfreeze();
-            if (_trunkCache is not { HoldsImages: true })
+            if (_inputCache is not { HoldsImages: true })
             {
-                _trunkCache?.Dispose();
+                _inputCache?.Dispose();
                 _views = 0;
-                _trunkCache = CreateImageCache();
+                _inputCache = CreateImageCache();
             }
             if (_parallel is not null) _trainable = _model.parameters().Where(p => p.requires_grad).ToList();
             _channel.Info(MessageSensitivity.None, $"Epoch {epoch}: the frozen stem{(_o.FreezeStages > 0 ? $" and stages 1–{_o.FreezeStages}" : "")} train from now on" +
@@ -97,10 +98,10 @@ public sealed partial class RegNetTrainer
         }
 
         // After an epoch that read every row from its start.
-        private void CompleteTrunkCache(TrainingSession session, int epoch)
+        private void CompleteInputCache(TrainingSession session, int epoch)
         {
             int view = ViewOf(epoch);
-            if (_trunkCache is not { } cache || cache.IsComplete(view)) return;
+            if (_inputCache is not { } cache || cache.IsComplete(view)) return;
             if (cache.HoldsImages)
             {
                 CompleteImageCache(cache, view);
@@ -121,7 +122,7 @@ public sealed partial class RegNetTrainer
             {
                 _channel.Info(MessageSensitivity.None, $"Decoded images not cached: they need more than DecodedImageCacheMegabytes ({_o.DecodedImageCacheMegabytes} MiB); every epoch reads the image files.");
                 cache.Dispose();
-                _trunkCache = null;
+                _inputCache = null;
                 _views = 0;
                 _imagesOverBudget = true;
                 return;
