@@ -10,18 +10,17 @@ using Microsoft.ML.RegNet.Onnx;
 using TorchSharp;
 using static TorchSharp.torch;
 
+string Text(string name, string fallback) => Array.IndexOf(args, name) is int i and >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+int Number(string name, int fallback) => int.Parse(Text(name, fallback.ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
+
 if (args.Contains("--input-pipeline"))
 {
-    var pipelineArgs = args.Where(a => a != "--input-pipeline").ToList();
-    int Value(string name, int fallback) => pipelineArgs.IndexOf(name) is int i and >= 0 ? int.Parse(pipelineArgs[i + 1], CultureInfo.InvariantCulture) : fallback;
-    InputPipelineBenchmark.Run(Value("--images", 256), Value("--train-steps", 3));
+    InputPipelineBenchmark.Run(Number("--images", 256), Number("--train-steps", 3));
     return;
 }
 
 if (args.Contains("--training-step"))
 {
-    string Text(string name, string fallback) => Array.IndexOf(args, name) is int i and >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
-    int Number(string name, int fallback) => int.Parse(Text(name, fallback.ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
     TrainingStepBenchmark.Run(Text("--model", "X002"), Number("--size", 64), Number("--batch", 32), Number("--threads", 2), Number("--steps", 25),
         args.Contains("--channels-last"));
     return;

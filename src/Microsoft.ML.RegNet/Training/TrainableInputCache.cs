@@ -63,6 +63,7 @@ internal sealed class TrainableInputCache : IDisposable
     /// <summary>Keeps the trunk output of each image of <paramref name="batch"/> as <paramref name="view"/> (rows already held are left as they are).</summary>
     public void Add(int view, ImageBatch batch, Tensor trunk)
     {
+        if (Overflowed) return;
         using var scope = NewDisposeScope();
         var host = trunk.detach().cpu().contiguous();
         _shape ??= host.shape[1..];
@@ -82,7 +83,10 @@ internal sealed class TrainableInputCache : IDisposable
             }
             if (HoldsImages)
             {
+                // It will not be used, so its memory is not held for the rest of the epoch.
                 Overflowed = true;
+                _memory.Clear();
+                BytesInMemory = 0;
                 return;
             }
             _spill ??= new FileStream(_spillPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
