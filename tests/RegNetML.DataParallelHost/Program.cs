@@ -76,7 +76,7 @@ static int Session(string[] args)
             parallel.BroadcastState(model);
             parallel.BroadcastOptimizerState(optimizer);
         }
-        if (!noAllreduce) session.AfterBackward = () => parallel.AverageGradients(parameters);
+        if (!noAllreduce) session.ReduceGradientsWith(() => parallel.AverageGradients(parameters));
     }
     var shard = new RowShard(sameShard ? 0 : rank, size, Pad: true);
     for (int step = 0; step < steps; step++)

@@ -126,7 +126,7 @@ public sealed partial class RegNetTrainer
             if (_parallel is { } parallel)
             {
                 _trainable = _model.parameters().Where(p => p.requires_grad).ToList();
-                session.AfterBackward = () => parallel.AverageGradients(_trainable);
+                session.ReduceGradientsWith(() => parallel.AverageGradients(_trainable));
                 session.ReduceMetrics = acc => acc.Reduce(parallel.Sum);
                 if (_o.SyncBatchNorm)
                 {

@@ -126,29 +126,36 @@ internal sealed class TrainableInputCache : IDisposable
 
     private bool Contains((int View, long Row) key) => _memory.ContainsKey(key) || _disk.ContainsKey(key);
 
-    // Host memory, like the input pipeline's batches: the training session moves them to the model's device.
+    // Host memory, like the input pipeline's batches: the training session moves them to the model's device. The rows are
+    // copied straight into the batch tensor's memory (no managed array in between: a batch of images is megabytes).
     private ImageBatch Build(int index, List<(int View, long Row)> rows)
     {
         int per = checked((int)_shape!.Aggregate(1L, (a, b) => a * b));
-        var values = new float[rows.Count * per];
+        var images = empty(new long[] { rows.Count }.Concat(_shape!).ToArray(), ScalarType.Float32).DetachFromDisposeScope();
         var labels = new long[rows.Count];
-        for (int i = 0; i < rows.Count; i++)
+        try
         {
-            var target = values.AsSpan(i * per, per);
-            if (_memory.TryGetValue(rows[i], out var held))
+            var values = MemoryMarshal.Cast<byte, float>(images.bytes);
+            for (int i = 0; i < rows.Count; i++)
             {
-                held.Values.CopyTo(target);
-                labels[i] = held.Label;
-                continue;
+                var target = values.Slice(i * per, per);
+                if (_memory.TryGetValue(rows[i], out var held))
+                {
+                    held.Values.CopyTo(target);
+                    labels[i] = held.Label;
+                    continue;
+                }
+                var (offset, label) = _disk[rows[i]];
+                RandomAccess.Read(_spill!.SafeFileHandle, MemoryMarshal.AsBytes(target), offset);
+                labels[i] = label;
             }
-            var (offset, label) = _disk[rows[i]];
-            RandomAccess.Read(_spill!.SafeFileHandle, MemoryMarshal.AsBytes(target), offset);
-            labels[i] = label;
         }
-        var images = tensor(values, new long[] { rows.Count }.Concat(_shape!).ToArray());
-        var labelTensor = tensor(labels, ScalarType.Int64);
-        images.DetachFromDisposeScope();
-        labelTensor.DetachFromDisposeScope();
+        catch
+        {
+            images.Dispose();
+            throw;
+        }
+        var labelTensor = tensor(labels, ScalarType.Int64).DetachFromDisposeScope();
         return new ImageBatch(index, images, labelTensor, rows.Select(r => r.Row).ToArray(), Array.Empty<BadRow>()) { HoldsTrunkOutput = !HoldsImages };
     }
 

@@ -30,6 +30,7 @@ internal sealed class TrainingSession
     private int? _trunkStages;
     private readonly double[] _learningRateScales;
     private readonly Device _device;
+    private readonly Parameter[] _optimized;
 
     // trunkStages: stages frozen after the (frozen) stem; null when nothing is frozen. learningRateScales: the multiplier
     // of each of the optimizer's parameter groups, in order (null: 1 for every group).
@@ -48,6 +49,7 @@ internal sealed class TrainingSession
         _seed = seed;
         _frozen = frozen;
         _device = model.parameters().First().device;
+        _optimized = optimizer.parameters().ToArray();
         State = state;
     }
 
@@ -56,9 +58,14 @@ internal sealed class TrainingSession
 
     public LearningRateSchedule Schedule => _schedule;
 
-    /// <summary>Runs after backward and before weight decay and the optimizer step: data-parallel training averages the
-    /// gradients over the processes here. Null: nothing.</summary>
-    public Action? AfterBackward { get; set; }
+    private Action? _reduceGradients;
+
+    /// <summary>Has <paramref name="reduce"/> run after backward and before weight decay and the optimizer step: data-parallel
+    /// training averages the gradients over the processes there, in a flat buffer the gradients become views of. From then on
+    /// gradients are zeroed in place before each step, so they stay in that buffer; otherwise they are dropped, as PyTorch's
+    /// <c>zero_grad(set_to_none=True)</c> does, and backward writes each one afresh instead of zeroing it and adding to it
+    /// (the same values).</summary>
+    public void ReduceGradientsWith(Action reduce) => _reduceGradients = reduce;
 
     /// <summary>Receives each batch's frozen trunk output (computed in eval mode without autograd) before the unfrozen part
     /// runs: the trainer's <see cref="TrainableInputCache"/> keeps it. Null: nothing.</summary>
@@ -81,19 +88,29 @@ internal sealed class TrainingSession
         var random = AugmentationRandom.ForEpoch(_seed, epoch, purpose: 0x4D49580000000000UL + (ulong)batch.Index);
         var (images, targets, _) = _mixer.Mix(batchImages, labels, random);
 
-        _optimizer.zero_grad();
+        ClearGradients();
         var logits = Forward(batch, images);
         var loss = -(targets * nn.functional.log_softmax(logits, 1)).sum(1).mean();
         double lossValue = loss.item<float>();
         if (!double.IsFinite(lossValue)) return new StepResult(lossValue, 0, 0, batch.Count, lr);
         loss.backward();
-        AfterBackward?.Invoke();
+        _reduceGradients?.Invoke();
         _decay.Apply(lr);
         _optimizer.step();
 
         var (top1, top5) = Hits(logits, labels);
         State = State with { BatchInEpoch = stepInEpoch + 1, GlobalStep = State.GlobalStep + 1 };
         return new StepResult(lossValue, top1, top5, batch.Count, lr);
+    }
+
+    private void ClearGradients()
+    {
+        if (_reduceGradients is not null)
+        {
+            _optimizer.zero_grad();
+            return;
+        }
+        foreach (var p in _optimized) p.grad = null;
     }
 
     // With a frozen trunk, it runs without autograd (in eval mode, SetTrainMode) or comes from the cache, and only the
