@@ -73,6 +73,7 @@ public sealed partial class RegNetTrainer
             try
             {
                 var (session, schedule) = StartSession(train, optimizer, decay);
+                using var flatBuffers = session;
                 RunEpochs(train, validation, session, schedule, trainPipeline, evalPipeline);
                 _run?.End(_stopReason == "cancelled" ? RegNetRunStatus.Interrupted : RegNetRunStatus.Finished, _stopReason);
                 if (_parallel is { GradientReductions: > 0 } p)

@@ -18,7 +18,7 @@ internal readonly record struct StepResult(double Loss, long Top1, long Top5, in
 /// trains one batch and advances <see cref="State"/>; <see cref="Evaluate"/> scores data without changing anything.
 /// It knows nothing about run folders, checkpoints or logging.
 /// </summary>
-internal sealed class TrainingSession
+internal sealed class TrainingSession : IDisposable
 {
     private readonly RegNetModel _model;
     private readonly OptimizerHelper _optimizer;
@@ -31,6 +31,8 @@ internal sealed class TrainingSession
     private readonly double[] _learningRateScales;
     private readonly Device _device;
     private readonly Parameter[] _optimized;
+    private FlatAdamStep? _flatStep;
+    private bool _flatStepDecided;
 
     // trunkStages: stages frozen after the (frozen) stem; null when nothing is frozen. learningRateScales: the multiplier
     // of each of the optimizer's parameter groups, in order (null: 1 for every group).
@@ -61,10 +63,11 @@ internal sealed class TrainingSession
     private Action? _reduceGradients;
 
     /// <summary>Has <paramref name="reduce"/> run after backward and before weight decay and the optimizer step: data-parallel
-    /// training averages the gradients over the processes there, in a flat buffer the gradients become views of. From then on
-    /// gradients are zeroed in place before each step, so they stay in that buffer; otherwise they are dropped, as PyTorch's
-    /// <c>zero_grad(set_to_none=True)</c> does, and backward writes each one afresh instead of zeroing it and adding to it
-    /// (the same values).</summary>
+    /// training averages the gradients over the processes there, in a flat buffer the gradients become views of, so they
+    /// are zeroed in place before each step and the optimizer steps parameter by parameter. Without it, an Adam optimizer
+    /// steps over flat buffers (<see cref="FlatAdamStep"/>); any other drops the gradients before each step, as PyTorch's
+    /// <c>zero_grad(set_to_none=True)</c> does, so backward writes each one afresh instead of zeroing it and adding to it
+    /// (the same values). Call it before the first step.</summary>
     public void ReduceGradientsWith(Action reduce) => _reduceGradients = reduce;
 
     /// <summary>Receives each batch's frozen trunk output (computed in eval mode without autograd) before the unfrozen part
@@ -88,6 +91,7 @@ internal sealed class TrainingSession
         var random = AugmentationRandom.ForEpoch(_seed, epoch, purpose: 0x4D49580000000000UL + (ulong)batch.Index);
         var (images, targets, _) = _mixer.Mix(batchImages, labels, random);
 
+        _flatStep = FlatStep();
         ClearGradients();
         var logits = Forward(batch, images);
         var loss = -(targets * nn.functional.log_softmax(logits, 1)).sum(1).mean();
@@ -95,16 +99,36 @@ internal sealed class TrainingSession
         if (!double.IsFinite(lossValue)) return new StepResult(lossValue, 0, 0, batch.Count, lr);
         loss.backward();
         _reduceGradients?.Invoke();
-        _decay.Apply(lr);
-        _optimizer.step();
+        if (_flatStep is { } flat) flat.Step();
+        else
+        {
+            _decay.Apply(lr);
+            _optimizer.step();
+        }
 
         var (top1, top5) = Hits(logits, labels);
         State = State with { BatchInEpoch = stepInEpoch + 1, GlobalStep = State.GlobalStep + 1 };
         return new StepResult(lossValue, top1, top5, batch.Count, lr);
     }
 
+    /// <summary>True once the first step chose <see cref="FlatAdamStep"/>.</summary>
+    public bool StepsOverFlatBuffers => _flatStep is not null;
+
+    // Decided at the first step, once the weights and the optimizer state are final (loaded, resumed, broadcast).
+    private FlatAdamStep? FlatStep()
+    {
+        if (_flatStepDecided) return _flatStep;
+        _flatStepDecided = true;
+        return _reduceGradients is null ? FlatAdamStep.TryCreate(_optimizer, _decay) : null;
+    }
+
     private void ClearGradients()
     {
+        if (_flatStep is { } flat)
+        {
+            flat.ZeroGradients();
+            return;
+        }
         if (_reduceGradients is not null)
         {
             _optimizer.zero_grad();
@@ -162,8 +186,12 @@ internal sealed class TrainingSession
         _frozen = Array.Empty<nn.Module>();
         _trunkStages = null;
         TrunkComputed = null;
+        _flatStep?.AttachGradients();
         SetTrainMode();
     }
+
+    /// <summary>Releases the flat step's buffers (the model keeps its weights).</summary>
+    public void Dispose() => _flatStep?.Dispose();
 
     // Frozen parts keep their BatchNorm statistics.
     public void SetTrainMode()

@@ -7,6 +7,7 @@ namespace Microsoft.ML.RegNet.Training;
 internal sealed class WeightDecay
 {
     private readonly (Parameter Parameter, double LearningRateScale)[] _decayed;
+    private readonly HashSet<IntPtr> _decayedHandles;
 
     public WeightDecay(IEnumerable<Parameter> decayed, double rate, WeightDecaySemantics semantics)
         : this(decayed.Select(p => (p, 1.0)), rate, semantics)
@@ -18,6 +19,7 @@ internal sealed class WeightDecay
     public WeightDecay(IEnumerable<(Parameter Parameter, double LearningRateScale)> decayed, double rate, WeightDecaySemantics semantics)
     {
         _decayed = decayed.ToArray();
+        _decayedHandles = _decayed.Select(d => d.Parameter.Handle).ToHashSet();
         Rate = rate;
         Semantics = semantics;
     }
@@ -45,6 +47,29 @@ internal sealed class WeightDecay
                     p.grad?.add_(p, alpha: Rate);
                     break;
             }
+        }
+    }
+
+    /// <summary>True when <paramref name="parameter"/> is decayed (a nonzero rate and a parameter in the decayed set).</summary>
+    public bool Decays(Parameter parameter) => Rate != 0 && _decayedHandles.Contains(parameter.Handle);
+
+    /// <summary><see cref="Apply"/> for decayed parameters given as one tensor (a slice of a flat buffer) with their
+    /// gradients, trained at <paramref name="groupLearningRate"/> (the scheduled rate times their group's multiplier).</summary>
+    public void ApplyTo(Tensor parameters, Tensor gradients, double groupLearningRate)
+    {
+        if (Rate == 0) return;
+        using var noGrad = no_grad();
+        switch (Semantics)
+        {
+            case WeightDecaySemantics.Decoupled:
+                parameters.mul_(1 - groupLearningRate * Rate);
+                break;
+            case WeightDecaySemantics.DecoupledConstant:
+                parameters.mul_(1 - Rate);
+                break;
+            case WeightDecaySemantics.CoupledL2:
+                gradients.add_(parameters, alpha: Rate);
+                break;
         }
     }
 }
