@@ -22,7 +22,7 @@ if (args.Contains("--input-pipeline"))
 if (args.Contains("--training-step"))
 {
     TrainingStepBenchmark.Run(Text("--model", "X002"), Number("--size", 64), Number("--batch", 32), Number("--threads", 2), Number("--steps", 25),
-        args.Contains("--channels-last"));
+        args.Contains("--channels-last"), args.Contains("--torchsharp-adamw"));
     return;
 }
 
