@@ -10,10 +10,9 @@ public sealed class TrainingSessionTests
 {
     private static readonly RegNetSpec Tiny = RegNetSpec.Create(depth: 4, w0: 8, wa: 8, wm: 2, groupWidth: 8, name: "tiny");
 
-    private static (TrainingSession, RegNetModel, TorchSharp.Modules.OptimizerHelper) Create(ulong? seed = null)
+    private static (TrainingSession, RegNetModel, TorchSharp.Modules.OptimizerHelper) Create()
     {
-        using var generator = seed is { } s ? new Generator(s) : null;
-        var model = new RegNetModel(Tiny, 2, generator: generator);
+        var model = new RegNetModel(Tiny, 2);
         var parameters = model.parameters().ToList();
         var optimizer = optim.Adam(parameters, 1e-3);
         var session = new TrainingSession(model, optimizer, new WeightDecay(parameters, 0, WeightDecaySemantics.Decoupled),
@@ -61,14 +60,14 @@ public sealed class TrainingSessionTests
     // Two parameter groups (the stem and first stage at half the rate, the rest at the full rate), decay on weights only,
     // and the given optimizer: what the trainer builds with LayerDecay and ExcludeNormAndBiasFromWeightDecay.
     private static (TrainingSession Session, RegNetModel Model, TorchSharp.Modules.OptimizerHelper Optimizer) CreateGrouped(
-        bool adam, WeightDecaySemantics semantics, Func<RegNetModel, bool>? freeze = null)
+        bool adam, WeightDecaySemantics semantics, bool freezeStem = false)
     {
         using var generator = new Generator(5);
         var model = new RegNetModel(Tiny, 2, generator: generator);
         var slow = model.Stem.parameters().Concat(model.Stages[0].parameters()).ToList();
         var slowHandles = slow.Select(p => p.Handle).ToHashSet();
         var fast = model.parameters().Where(p => !slowHandles.Contains(p.Handle)).ToList();
-        if (freeze?.Invoke(model) == true)
+        if (freezeStem)
             foreach (var p in model.Stem.parameters()) p.requires_grad = false;
         var scales = new[] { 0.5, 1.0 };
         TorchSharp.Modules.OptimizerHelper optimizer = adam
@@ -132,8 +131,8 @@ public sealed class TrainingSessionTests
     {
         // The stem is in the optimizer but frozen (as with UnfreezeAfterEpochs): its weights and step counts must not move
         // while frozen, and after Unfreeze both sessions train it alike (its bias correction starting at step 1).
-        var (flat, flatModel, flatOptimizer) = CreateGrouped(adam: true, WeightDecaySemantics.Decoupled, freeze: _ => true);
-        var (reference, referenceModel, referenceOptimizer) = CreateGrouped(adam: true, WeightDecaySemantics.Decoupled, freeze: _ => true);
+        var (flat, flatModel, flatOptimizer) = CreateGrouped(adam: true, WeightDecaySemantics.Decoupled, freezeStem: true);
+        var (reference, referenceModel, referenceOptimizer) = CreateGrouped(adam: true, WeightDecaySemantics.Decoupled, freezeStem: true);
         using var _ = flatModel;
         using var __ = referenceModel;
         using var ___ = flatOptimizer;
@@ -146,11 +145,17 @@ public sealed class TrainingSessionTests
         var stemAfter = flatModel.Stem.parameters().ToList();
         for (int i = 0; i < stemBefore.Count; i++)
             Assert.IsTrue(stemBefore[i].eq(stemAfter[i]).all().item<bool>(), $"frozen stem parameter {i} changed");
+        // The stem's parameters come first in the optimizer (its first group is the stem and the first stage).
+        int stem = stemBefore.Count;
+        var steps = flatOptimizer.state_dict().State.Cast<TorchSharp.Modules.Adam.State>().Select(st => st.step).ToList();
+        CollectionAssert.AreEqual(Enumerable.Repeat(0L, stem).Concat(Enumerable.Repeat(2L, steps.Count - stem)).ToList(), steps,
+            "Adam's step counts: 0 for the frozen stem, 2 for the rest");
         foreach (var model in new[] { flatModel, referenceModel })
             foreach (var p in model.Stem.parameters()) p.requires_grad = true;
         flat.Unfreeze();
         reference.Unfreeze();
         StepAlike(flat, flatModel, reference, referenceModel, steps: 2, seed: 10);
+        Assert.AreEqual(2L, flatOptimizer.state_dict().State.Cast<TorchSharp.Modules.Adam.State>().First().step, "the unfrozen stem's step count");
         Assert.IsFalse(stemBefore[0].eq(flatModel.Stem.parameters().First()).all().item<bool>(), "the unfrozen stem must train");
     }
 
