@@ -7,8 +7,8 @@ namespace Microsoft.ML.RegNet.Training;
 /// Adam's update (with the trainer's weight decay) over contiguous buffers. The parameters, their gradients and Adam's two
 /// moments are re-pointed (libtorch's <c>set_</c>) into one flat buffer each, in the same order, so a step costs a dozen
 /// tensor operations per run of neighbouring parameters that share a learning rate, a decay and a step count, instead of
-/// about ten per parameter: RegNetX-002 has 140 parameter tensors, mostly small, whose per-parameter operations run
-/// on one thread each. This is the idea of PyTorch's multi-tensor ("foreach") and fused Adam, which TorchSharp does not
+/// about ten per parameter: RegNetX-002 has 134 parameter tensors, 119 of them below libtorch's grain for splitting an
+/// operation across threads, so per parameter most operations run on one thread. This is the idea of PyTorch's multi-tensor ("foreach") and fused Adam, which TorchSharp does not
 /// have. The arithmetic is TorchSharp's Adam's, operation for operation, so the weights are the same; TorchSharp's
 /// optimizer keeps owning the state (its step counts, checkpoints and broadcasts read and write the moments in place).
 /// Gradients stay views of the flat buffer: they are zeroed in place (<see cref="ZeroGradients"/>), never dropped.

@@ -73,7 +73,7 @@ public sealed partial class RegNetTrainer
             try
             {
                 var (session, schedule) = StartSession(train, optimizer, decay);
-                using var flatBuffers = session;
+                using var ownedSession = session; // frees its flat optimizer buffers; the model keeps its weights
                 RunEpochs(train, validation, session, schedule, trainPipeline, evalPipeline);
                 _run?.End(_stopReason == "cancelled" ? RegNetRunStatus.Interrupted : RegNetRunStatus.Finished, _stopReason);
                 if (_parallel is { GradientReductions: > 0 } p)
