@@ -98,7 +98,8 @@ internal sealed class RunStatusFile
             return !DateTime.TryParse((string?)json["process_started"], CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var started)
                 || Math.Abs((process.StartTime.ToUniversalTime() - started.ToUniversalTime()).TotalSeconds) < 2;
         }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        // The process may end between the questions: then its start time cannot be read (Win32Exception on Linux too).
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
         {
             return false;
         }
