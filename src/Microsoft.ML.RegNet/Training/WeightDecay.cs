@@ -35,18 +35,8 @@ internal sealed class WeightDecay
         foreach (var (p, scale) in _decayed)
         {
             if (!p.requires_grad) continue;
-            switch (Semantics)
-            {
-                case WeightDecaySemantics.Decoupled:
-                    p.mul_(1 - learningRate * scale * Rate);
-                    break;
-                case WeightDecaySemantics.DecoupledConstant:
-                    p.mul_(1 - Rate);
-                    break;
-                case WeightDecaySemantics.CoupledL2:
-                    p.grad?.add_(p, alpha: Rate);
-                    break;
-            }
+            // Only the coupled form reads the gradient (a native call per parameter otherwise saved).
+            Decay(p, Semantics == WeightDecaySemantics.CoupledL2 ? p.grad : null, learningRate * scale);
         }
     }
 
@@ -59,16 +49,21 @@ internal sealed class WeightDecay
     {
         if (Rate == 0) return;
         using var noGrad = no_grad();
+        Decay(parameters, gradients, groupLearningRate);
+    }
+
+    private void Decay(Tensor parameters, Tensor? gradients, double learningRate)
+    {
         switch (Semantics)
         {
             case WeightDecaySemantics.Decoupled:
-                parameters.mul_(1 - groupLearningRate * Rate);
+                parameters.mul_(1 - learningRate * Rate);
                 break;
             case WeightDecaySemantics.DecoupledConstant:
                 parameters.mul_(1 - Rate);
                 break;
             case WeightDecaySemantics.CoupledL2:
-                gradients.add_(parameters, alpha: Rate);
+                gradients?.add_(parameters, alpha: Rate);
                 break;
         }
     }

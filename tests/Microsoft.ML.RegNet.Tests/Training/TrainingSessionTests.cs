@@ -59,7 +59,17 @@ public sealed class TrainingSessionTests
 
     // Two parameter groups (the stem and first stage at half the rate, the rest at the full rate), decay on weights only,
     // and the given optimizer: what the trainer builds with LayerDecay and ExcludeNormAndBiasFromWeightDecay.
-    private static (TrainingSession Session, RegNetModel Model, TorchSharp.Modules.OptimizerHelper Optimizer) CreateGrouped(
+    private sealed record GroupedSession(TrainingSession Session, RegNetModel Model, TorchSharp.Modules.OptimizerHelper Optimizer) : IDisposable
+    {
+        public void Dispose()
+        {
+            Session.Dispose();
+            Optimizer.Dispose();
+            Model.Dispose();
+        }
+    }
+
+    private static GroupedSession CreateGrouped(
         bool adam, WeightDecaySemantics semantics, bool freezeStem = false)
     {
         using var generator = new Generator(5);
@@ -77,11 +87,11 @@ public sealed class TrainingSessionTests
         var session = new TrainingSession(model, optimizer, new WeightDecay(decayed, 0.05, semantics),
             new LearningRateSchedule(1e-3, 2, 4), new BatchMixer(new MixingOptions(), 2), seed: 1,
             frozen: Array.Empty<nn.Module>(), new TrainingState(0, 0, 0, double.NegativeInfinity, 0, Tiny.ToString(), 2), learningRateScales: scales);
-        return (session, model, optimizer);
+        return new GroupedSession(session, model, optimizer);
     }
 
     // Steps both sessions through the same batches; the losses must agree at every step, then every parameter bit for bit.
-    private static void StepAlike(TrainingSession a, RegNetModel aModel, TrainingSession b, RegNetModel bModel, int steps, int seed = 9)
+    private static void StepAlike(GroupedSession a, GroupedSession b, int steps, int seed = 9)
     {
         using var data = new Generator((ulong)seed);
         for (int step = 0; step < steps; step++)
@@ -89,10 +99,10 @@ public sealed class TrainingSessionTests
             using var images = randn(new long[] { 4, 3, 32, 32 }, generator: data);
             using var first = new ImageBatch(step, images.clone(), tensor(new long[] { 0, 1, 1, 0 }), new long[] { 0, 1, 2, 3 }, Array.Empty<BadRow>());
             using var second = new ImageBatch(step, images.clone(), tensor(new long[] { 0, 1, 1, 0 }), new long[] { 0, 1, 2, 3 }, Array.Empty<BadRow>());
-            Assert.AreEqual(a.Step(first).Loss, b.Step(second).Loss, $"step {step}: the losses differ");
+            Assert.AreEqual(a.Session.Step(first).Loss, b.Session.Step(second).Loss, $"step {step}: the losses differ");
         }
-        var expected = bModel.parameters().ToList();
-        var actual = aModel.parameters().ToList();
+        var expected = b.Model.parameters().ToList();
+        var actual = a.Model.parameters().ToList();
         for (int i = 0; i < expected.Count; i++)
             Assert.IsTrue(expected[i].eq(actual[i]).all().item<bool>(), $"parameter {i} differs after {steps} steps");
     }
@@ -105,19 +115,14 @@ public sealed class TrainingSessionTests
     {
         // A session without a gradient reduction steps Adam over flat buffers; one with a (do-nothing) reduction keeps
         // TorchSharp's Adam and the per-parameter decay. Two groups at different rates, decayed and undecayed parameters.
-        var (flat, flatModel, flatOptimizer) = CreateGrouped(adam: true, semantics);
-        var (reference, referenceModel, referenceOptimizer) = CreateGrouped(adam: true, semantics);
-        using var _ = flatModel;
-        using var __ = referenceModel;
-        using var ___ = flatOptimizer;
-        using var ____ = referenceOptimizer;
-        using var _____ = flat;
-        reference.ReduceGradientsWith(() => { });
-        StepAlike(flat, flatModel, reference, referenceModel, steps: 3);
-        Assert.IsTrue(flat.StepsOverFlatBuffers, "Adam without a gradient reduction must step over flat buffers");
-        Assert.IsFalse(reference.StepsOverFlatBuffers);
-        var flatState = flatOptimizer.state_dict().State.Cast<TorchSharp.Modules.Adam.State>().ToList();
-        var referenceState = referenceOptimizer.state_dict().State.Cast<TorchSharp.Modules.Adam.State>().ToList();
+        using var flat = CreateGrouped(adam: true, semantics);
+        using var reference = CreateGrouped(adam: true, semantics);
+        reference.Session.ReduceGradientsWith(() => { });
+        StepAlike(flat, reference, steps: 3);
+        Assert.IsTrue(flat.Session.StepsOverFlatBuffers, "Adam without a gradient reduction must step over flat buffers");
+        Assert.IsFalse(reference.Session.StepsOverFlatBuffers);
+        var flatState = flat.Optimizer.state_dict().State.Cast<TorchSharp.Modules.Adam.State>().ToList();
+        var referenceState = reference.Optimizer.state_dict().State.Cast<TorchSharp.Modules.Adam.State>().ToList();
         for (int i = 0; i < flatState.Count; i++)
         {
             Assert.AreEqual(3L, flatState[i].step, $"state {i}: Adam's step count");
@@ -131,32 +136,27 @@ public sealed class TrainingSessionTests
     {
         // The stem is in the optimizer but frozen (as with UnfreezeAfterEpochs): its weights and step counts must not move
         // while frozen, and after Unfreeze both sessions train it alike (its bias correction starting at step 1).
-        var (flat, flatModel, flatOptimizer) = CreateGrouped(adam: true, WeightDecaySemantics.Decoupled, freezeStem: true);
-        var (reference, referenceModel, referenceOptimizer) = CreateGrouped(adam: true, WeightDecaySemantics.Decoupled, freezeStem: true);
-        using var _ = flatModel;
-        using var __ = referenceModel;
-        using var ___ = flatOptimizer;
-        using var ____ = referenceOptimizer;
-        using var _____ = flat;
-        reference.ReduceGradientsWith(() => { });
-        var stemBefore = flatModel.Stem.parameters().Select(p => p.detach().clone()).ToList();
-        StepAlike(flat, flatModel, reference, referenceModel, steps: 2);
-        Assert.IsTrue(flat.StepsOverFlatBuffers);
-        var stemAfter = flatModel.Stem.parameters().ToList();
+        using var flat = CreateGrouped(adam: true, WeightDecaySemantics.Decoupled, freezeStem: true);
+        using var reference = CreateGrouped(adam: true, WeightDecaySemantics.Decoupled, freezeStem: true);
+        reference.Session.ReduceGradientsWith(() => { });
+        var stemBefore = flat.Model.Stem.parameters().Select(p => p.detach().clone()).ToList();
+        StepAlike(flat, reference, steps: 2);
+        Assert.IsTrue(flat.Session.StepsOverFlatBuffers);
+        var stemAfter = flat.Model.Stem.parameters().ToList();
         for (int i = 0; i < stemBefore.Count; i++)
             Assert.IsTrue(stemBefore[i].eq(stemAfter[i]).all().item<bool>(), $"frozen stem parameter {i} changed");
         // The stem's parameters come first in the optimizer (its first group is the stem and the first stage).
         int stem = stemBefore.Count;
-        var steps = flatOptimizer.state_dict().State.Cast<TorchSharp.Modules.Adam.State>().Select(st => st.step).ToList();
+        var steps = flat.Optimizer.state_dict().State.Cast<TorchSharp.Modules.Adam.State>().Select(st => st.step).ToList();
         CollectionAssert.AreEqual(Enumerable.Repeat(0L, stem).Concat(Enumerable.Repeat(2L, steps.Count - stem)).ToList(), steps,
             "Adam's step counts: 0 for the frozen stem, 2 for the rest");
-        foreach (var model in new[] { flatModel, referenceModel })
+        foreach (var model in new[] { flat.Model, reference.Model })
             foreach (var p in model.Stem.parameters()) p.requires_grad = true;
-        flat.Unfreeze();
-        reference.Unfreeze();
-        StepAlike(flat, flatModel, reference, referenceModel, steps: 2, seed: 10);
-        Assert.AreEqual(2L, flatOptimizer.state_dict().State.Cast<TorchSharp.Modules.Adam.State>().First().step, "the unfrozen stem's step count");
-        Assert.IsFalse(stemBefore[0].eq(flatModel.Stem.parameters().First()).all().item<bool>(), "the unfrozen stem must train");
+        flat.Session.Unfreeze();
+        reference.Session.Unfreeze();
+        StepAlike(flat, reference, steps: 2, seed: 10);
+        Assert.AreEqual(2L, flat.Optimizer.state_dict().State.Cast<TorchSharp.Modules.Adam.State>().First().step, "the unfrozen stem's step count");
+        Assert.IsFalse(stemBefore[0].eq(flat.Model.Stem.parameters().First()).all().item<bool>(), "the unfrozen stem must train");
     }
 
     [TestMethod]
@@ -164,16 +164,12 @@ public sealed class TrainingSessionTests
     {
         // SGD with momentum: each step drops the gradients (backward writes them afresh); with a gradient reduction they are
         // zeroed in place and backward adds to zeros. A gradient kept from the step before, or one lost, would show.
-        var (dropping, droppingModel, droppingOptimizer) = CreateGrouped(adam: false, WeightDecaySemantics.CoupledL2);
-        var (zeroing, zeroingModel, zeroingOptimizer) = CreateGrouped(adam: false, WeightDecaySemantics.CoupledL2);
-        using var _ = droppingModel;
-        using var __ = zeroingModel;
-        using var ___ = droppingOptimizer;
-        using var ____ = zeroingOptimizer;
+        using var dropping = CreateGrouped(adam: false, WeightDecaySemantics.CoupledL2);
+        using var zeroing = CreateGrouped(adam: false, WeightDecaySemantics.CoupledL2);
         int reductions = 0;
-        zeroing.ReduceGradientsWith(() => reductions++);
-        StepAlike(dropping, droppingModel, zeroing, zeroingModel, steps: 3);
+        zeroing.Session.ReduceGradientsWith(() => reductions++);
+        StepAlike(dropping, zeroing, steps: 3);
         Assert.AreEqual(3, reductions);
-        Assert.IsTrue(droppingModel.parameters().Any(p => p.grad is not null), "gradients of the last step must be there (the optimizer used them)");
+        Assert.IsTrue(dropping.Model.parameters().Any(p => p.grad is not null), "gradients of the last step must be there (the optimizer used them)");
     }
 }
