@@ -7,10 +7,14 @@
 // AdamW lr 1e-3, half-cosine per step, no augmentation (the trunk cache needs deterministic inputs), ImageNet mean/std
 // (the timm file's). Wall time is Fit's (reading the PNG files, training, the ONNX export at its end), accuracy is on
 // 200 test images per class. benchmarks/run_finetune.sh runs this and benchmarks/fashion_mnist/finetune_pytorch.py.
+// With --images-in-memory the same images come as decoded MLImage rows held in memory instead of PNG files (the ML.NET
+// counterpart of PyTorch holding them in one tensor): no file is read and nothing decoded, the trainer resizes them.
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.ML;
+using Microsoft.ML.Data;
 using Microsoft.ML.RegNet;
+using Microsoft.ML.Transforms.Image;
 
 internal static class FineTuneBenchmark
 {
@@ -18,6 +22,9 @@ internal static class FineTuneBenchmark
 
     /// <summary>Every variant's <see cref="RegNetTrainer.Options.DecodedImageCacheMegabytes"/> (--image-cache-mb; the default otherwise).</summary>
     public static int? ImageCacheMegabytes { get; set; }
+
+    /// <summary>Every variant reads MLImage rows held in memory instead of the PNG files (--images-in-memory).</summary>
+    public static bool ImagesInMemory { get; set; }
 
     public static int Run(string folder, int perClass, int epochs, int sourcePerClass, int sourceEpochs, int threads, string variantLetters,
         int unfreezeAfter, double layerDecay)
@@ -51,14 +58,21 @@ internal static class FineTuneBenchmark
         };
         Console.WriteLine("| variant | test top-1 | Fit wall time | first epoch | mean of later epochs |");
         Console.WriteLine("|---|---|---|---|---|");
+        var (memoryTrain, memoryTest) = ImagesInMemory
+            ? (InMemory(train, label => label >= 5, perClass), InMemory(test, label => label >= 5, 200))
+            : (new List<MemoryRow>(), new List<MemoryRow>());
         foreach (var (name, set) in variants.Where(v => variantLetters.Contains(v.Name[1])))
         {
             var options = Options(epochs, threads);
             set(options);
             if (ImageCacheMegabytes is { } megabytes) options.DecodedImageCacheMegabytes = megabytes;
-            var (accuracy, seconds, epochTimes) = FitAndEvaluate(folder, options, target, targetTest);
+            var ml = new MLContext(seed: 1);
+            var (accuracy, seconds, epochTimes) = ImagesInMemory
+                ? FitAndEvaluate(ml, ml.Transforms.Conversion.MapValueToKey("Label", nameof(MemoryRow.Label)), options, memoryTrain, memoryTest)
+                : FitAndEvaluate(ml, ml.Transforms.Conversion.MapValueToKey("Label", nameof(ImageRow.Label))
+                    .Append(ml.Transforms.LoadRawImageBytes("Image", folder, nameof(ImageRow.ImagePath))), options, target, targetTest);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| RegNetML {name} | {accuracy:P1} | {seconds:F1} s | {epochTimes[0]:F2} s | {epochTimes.Skip(1).DefaultIfEmpty().Average():F3} s |"));
+                $"| RegNetML {name}{(ImagesInMemory ? ", images in memory" : "")} | {accuracy:P1} | {seconds:F1} s | {epochTimes[0]:F2} s | {epochTimes.Skip(1).DefaultIfEmpty().Average():F3} s |"));
             Console.Error.WriteLine($"  epoch times of {name[..3]}: {string.Join(" ", epochTimes.Select(t => t.ToString("F2", CultureInfo.InvariantCulture)))} s");
         }
         return 0;
@@ -71,10 +85,10 @@ internal static class FineTuneBenchmark
         LogEveryNSteps = 1000,
     };
 
-    private static (double Accuracy, double Seconds, List<double> EpochSeconds) FitAndEvaluate(string folder, RegNetTrainer.Options options,
-        List<ImageRow> train, List<ImageRow> test)
+    // The rows' image column reaches the trainer as "Image" through `load` (LoadRawImageBytes for files, nothing for MLImage rows).
+    private static (double Accuracy, double Seconds, List<double> EpochSeconds) FitAndEvaluate<TRow>(MLContext ml, IEstimator<ITransformer> load,
+        RegNetTrainer.Options options, List<TRow> train, List<TRow> test) where TRow : class
     {
-        var ml = new MLContext(seed: 1);
         var epochTimes = new List<double>();
         var clock = Stopwatch.StartNew();
         double last = 0;
@@ -84,9 +98,7 @@ internal static class FineTuneBenchmark
             epochTimes.Add(clock.Elapsed.TotalSeconds - last);
             last = clock.Elapsed.TotalSeconds;
         };
-        var pipeline = ml.Transforms.Conversion.MapValueToKey("Label", nameof(ImageRow.Label))
-            .Append(ml.Transforms.LoadRawImageBytes("Image", folder, nameof(ImageRow.ImagePath)))
-            .Append(ml.MulticlassClassification.Trainers.RegNet(options));
+        var pipeline = load.Append(ml.MulticlassClassification.Trainers.RegNet(options));
         var trainView = ml.Data.LoadFromEnumerable(train);
         clock.Restart();
         var model = pipeline.Fit(trainView);
@@ -116,20 +128,41 @@ internal static class FineTuneBenchmark
         Console.WriteLine($"Source model saved to {file} in {clock.Elapsed.TotalSeconds:F0} s");
     }
 
-    // The first `perClass` images of each selected class, as PNG files (written once) under folder/part.
-    private static List<ImageRow> Write(string folder, string part, List<(int Label, byte[] Pixels)> images, Func<int, bool> select, int perClass)
+    private sealed class MemoryRow
+    {
+        [ImageType(28, 28)]
+        public MLImage Image { get; set; } = null!;
+        public string Label { get; set; } = "";
+    }
+
+    // The rows Write would list, as decoded images (gray in all three channels) instead of files.
+    private static List<MemoryRow> InMemory(List<(int Label, byte[] Pixels)> images, Func<int, bool> select, int perClass) =>
+        Selected(images, select, perClass).Select(i => new MemoryRow
+        {
+            Image = MLImage.CreateFromPixels(28, 28, MLPixelFormat.Bgra32, images[i].Pixels.SelectMany(v => new[] { v, v, v, (byte)255 }).ToArray()),
+            Label = FashionMnistFiles.ClassNames[images[i].Label],
+        }).ToList();
+
+    // The first `perClass` images of each selected class, in file order.
+    private static IEnumerable<int> Selected(List<(int Label, byte[] Pixels)> images, Func<int, bool> select, int perClass)
     {
         var taken = new Dictionary<int, int>();
-        var rows = new List<ImageRow>();
         for (int i = 0; i < images.Count; i++)
         {
-            var (label, pixels) = images[i];
+            int label = images[i].Label;
             if (!select(label) || taken.GetValueOrDefault(label) >= perClass) continue;
             taken[label] = taken.GetValueOrDefault(label) + 1;
+            yield return i;
+        }
+    }
+
+    // The first `perClass` images of each selected class, as PNG files (written once) under folder/part.
+    private static List<ImageRow> Write(string folder, string part, List<(int Label, byte[] Pixels)> images, Func<int, bool> select, int perClass) =>
+        Selected(images, select, perClass).Select(i =>
+        {
+            var (label, pixels) = images[i];
             string relative = Path.Combine(part, label.ToString(CultureInfo.InvariantCulture), $"{i:D5}.png");
             FashionMnistFiles.WritePng(pixels, Path.Combine(folder, relative));
-            rows.Add(new ImageRow { ImagePath = relative, Label = FashionMnistFiles.ClassNames[label] });
-        }
-        return rows;
-    }
+            return new ImageRow { ImagePath = relative, Label = FashionMnistFiles.ClassNames[label] };
+        }).ToList();
 }

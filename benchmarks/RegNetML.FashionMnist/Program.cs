@@ -4,7 +4,7 @@
 // With --parity [--image-size N] [--crop-fraction F] [--train-images N] it checks instead that the saved model is the trained one: trains with
 // LoadImages at that size and crop (default 64 and 0.875, so every image is upscaled), saves, loads in a fresh MLContext
 // and compares labels and probabilities on the first 1,000 test images (Transform and PredictionEngine).
-// With --finetune [--per-class N] [--source-per-class N] [--source-epochs N] [--variants abcde] [--unfreeze-after 2] [--layer-decay 0.8] [--image-cache-mb N] it runs the fine-tuning time-to-accuracy
+// With --finetune [--per-class N] [--source-per-class N] [--source-epochs N] [--variants abcde] [--unfreeze-after 2] [--layer-decay 0.8] [--image-cache-mb N] [--images-in-memory] it runs the fine-tuning time-to-accuracy
 // benchmark (FineTuneBenchmark.cs; benchmarks/run_finetune.sh runs it beside PyTorch); epochs are then the fine-tuning epochs.
 // With --transform-throughput it times bulk RegNetTransformer.Transform (X002, 64 px) over 2,000 test images.
 // Data-parallel (docs/data_parallel.md): mpirun -np 2 dotnet RegNetML.FashionMnist.dll 3 FOLDER --batch-size 64 --threads 1
@@ -27,6 +27,7 @@ if (!File.Exists(Path.Combine(Source, "train-images-idx3-ubyte.gz")))
 }
 
 if (OptionValue("--image-cache-mb") is { } imageCache) FineTuneBenchmark.ImageCacheMegabytes = int.Parse(imageCache);
+FineTuneBenchmark.ImagesInMemory = args.Contains("--images-in-memory");
 if (args.Contains("--finetune"))
     return FineTuneBenchmark.Run(folder, OptionValue("--per-class") is { } pc ? int.Parse(pc) : 30, epochs,
         OptionValue("--source-per-class") is { } sp ? int.Parse(sp) : 300, OptionValue("--source-epochs") is { } se ? int.Parse(se) : 1,
