@@ -62,10 +62,22 @@ public sealed partial class RegNetTrainer
             int view = ViewOf(epoch);
             if (_inputCache is { } cache && cache.IsComplete(view))
                 return cache.Batches(view, pipeline.RowOrder(_trainRows, epoch), _o.BatchSize, skipBatches);
-            var batches = pipeline.Read(train, epoch, skipBatches, ReadCancellation, AugmentationEpoch(epoch));
+            var batches = TakeFirstEpoch(epoch, skipBatches) ?? pipeline.Read(train, epoch, skipBatches, ReadCancellation, AugmentationEpoch(epoch));
             if (_inputCache is { HoldsImages: true } images) return Keeping(images, view, batches);
             session.TrunkComputed = _inputCache is null ? null : (batch, trunk) => _inputCache.Add(view, batch, trunk);
             return batches;
+        }
+
+        // A new run's first epoch, started before its weights loaded (Run); taken once, by that epoch.
+        private ImageBatchPipeline.StartedEpoch? _firstEpoch;
+
+        private ImageBatchPipeline.StartedEpoch? TakeFirstEpoch(int epoch, int skipBatches)
+        {
+            var started = _firstEpoch;
+            _firstEpoch = null;
+            if (started is null || (epoch == 0 && skipBatches == 0)) return started;
+            started.Dispose();
+            return null;
         }
 
         private static IEnumerable<ImageBatch> Keeping(TrainableInputCache images, int view, IEnumerable<ImageBatch> batches)

@@ -47,13 +47,6 @@ public sealed partial class RegNetTrainer
 
         public void Run(IDataView train, IDataView? validation)
         {
-            // Data-parallel: rank 0 loads (starting weights or the checkpoint) and broadcasts.
-            if (_o.ResumeFrom is null) { if (IsRoot) LoadStartingWeights(); }
-            else if (_o.StartingWeightsPath is not null || _o.StartingModel is not null)
-                _channel.Info(MessageSensitivity.None, "Resuming: the starting weights are not loaded, the checkpoint's weights are.");
-            Freeze();
-            var (optimizer, decay) = CreateOptimizer();
-            using var _ = optimizer;
             var trainPipeline = new ImageBatchPipeline(new ImageBatchPipelineOptions
             {
                 ImageColumnName = _o.ImageColumnName, LabelColumnName = _o.LabelColumnName, BatchSize = _o.BatchSize, ImageSize = _o.ImageSize,
@@ -70,6 +63,31 @@ public sealed partial class RegNetTrainer
             if (validation is not null)
                 validation = EvaluationPreprocessing.Apply(validation, new EvaluationCrop(_o.ImageSize, _o.CropFraction), _o.ImageColumnName, _columns.ImageIsBytes);
             _inputCache = CreateInputCache();
+            // A new run's first epoch reads from its start: its first batches decode while the weights load.
+            if (_o.ResumeFrom is null) _firstEpoch = trainPipeline.Start(train, 0, 0, ReadCancellation, AugmentationEpoch(0));
+            try
+            {
+                // Data-parallel: rank 0 loads (starting weights or the checkpoint) and broadcasts.
+                if (_o.ResumeFrom is null) { if (IsRoot) LoadStartingWeights(); }
+                else if (_o.StartingWeightsPath is not null || _o.StartingModel is not null)
+                    _channel.Info(MessageSensitivity.None, "Resuming: the starting weights are not loaded, the checkpoint's weights are.");
+                Freeze();
+                var (optimizer, decay) = CreateOptimizer();
+                using var _ = optimizer;
+                Train(train, validation, optimizer, decay, trainPipeline, evalPipeline);
+            }
+            finally
+            {
+                _firstEpoch?.Dispose();
+                _inputCache?.Dispose();
+                if (trainPipeline.BadImagesSkipped > 0)
+                    _channel.Warning(MessageSensitivity.None, $"{trainPipeline.BadImagesSkipped} training images were unreadable or could not be decoded and were skipped: {trainPipeline.DescribeBadRows()}");
+            }
+        }
+
+        private void Train(IDataView train, IDataView? validation, OptimizerHelper optimizer, WeightDecay decay, ImageBatchPipeline trainPipeline,
+            ImageBatchPipeline evalPipeline)
+        {
             try
             {
                 var (session, schedule) = StartSession(train, optimizer, decay);
@@ -90,10 +108,7 @@ public sealed partial class RegNetTrainer
             {
                 _model.SetTrainingNormalization(null); // the returned model normalises on its own
                 _model.FoldFrozenNormalization(null);
-                _inputCache?.Dispose();
                 _run?.Dispose();
-                if (trainPipeline.BadImagesSkipped > 0)
-                    _channel.Warning(MessageSensitivity.None, $"{trainPipeline.BadImagesSkipped} training images were unreadable or could not be decoded and were skipped: {trainPipeline.DescribeBadRows()}");
             }
         }
 

@@ -294,6 +294,36 @@ public sealed class ImageBatchPipelineTests
     }
 
     [TestMethod]
+    public void AStartedEpochDecodesBeforeItIsReadGivesReadsBatchesAndStopsUnread()
+    {
+        var ml = new MLContext(1);
+        var data = MakeData(ml, 14);
+        var expected = Collect(new ImageBatchPipeline(Options(2)), data, epoch: 1);
+
+        var pipeline = new ImageBatchPipeline(Options(2));
+        using var started = pipeline.Start(data, 1);
+        // Nothing enumerated yet: the workers decode on their own, up to the prefetch bound.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (pipeline.ImagesRead == 0 && clock.Elapsed < TimeSpan.FromSeconds(20)) Thread.Sleep(5);
+        Assert.IsGreaterThan(0L, pipeline.ImagesRead, "a started epoch decodes before its first MoveNext");
+        var batches = new List<(float[] Images, long[] Labels, long[] Rows, int Index)>();
+        foreach (var batch in started)
+            using (batch)
+                batches.Add((batch.Images.data<float>().ToArray(), batch.Labels!.data<long>().ToArray(), batch.RowIndices, batch.Index));
+        AssertSame(expected, batches);
+        Assert.Throws<InvalidOperationException>(() => started.GetEnumerator());
+
+        // Disposed unread: the reader and workers stop, well before the 300 rows are decoded.
+        var big = MakeData(ml, 300);
+        var other = new ImageBatchPipeline(Options(2) with { PrefetchBatches = 1 });
+        other.Start(big, 0).Dispose();
+        long read = other.ImagesRead;
+        Thread.Sleep(100);
+        Assert.AreEqual(read, other.ImagesRead, "no decoding after Dispose returned");
+        Assert.IsLessThan(300L, read);
+    }
+
+    [TestMethod]
     public void InvalidOptionsAndColumnsGiveClearMessages()
     {
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new ImageBatchPipeline(new ImageBatchPipelineOptions { BatchSize = 0 }));

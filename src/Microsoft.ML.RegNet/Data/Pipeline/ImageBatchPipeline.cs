@@ -88,61 +88,118 @@ internal sealed partial class ImageBatchPipeline
     /// the order stays <paramref name="epoch"/>'s. The trainer's cached augmented views replay one epoch's augmentation in another's order.</param>
     public IEnumerable<ImageBatch> Read(IDataView data, int epoch, int skipBatches = 0, CancellationToken cancellationToken = default, int? augmentationEpoch = null)
     {
+        var columns = Validate(data, epoch, skipBatches, augmentationEpoch);
+        return ReadCore(data, columns, epoch, skipBatches, augmentationEpoch ?? epoch, cancellationToken);
+    }
+
+    /// <summary>
+    /// <see cref="Read"/>, with the reader and workers started now instead of at the first <c>MoveNext</c>: a caller with
+    /// other work before its first batch (building a model, loading weights) gets the first batches decoded meanwhile.
+    /// Enumerate it once, or dispose it unread; either stops the workers.
+    /// </summary>
+    public StartedEpoch Start(IDataView data, int epoch, int skipBatches = 0, CancellationToken cancellationToken = default, int? augmentationEpoch = null)
+    {
+        var columns = Validate(data, epoch, skipBatches, augmentationEpoch);
+        return new StartedEpoch(this, data, columns, epoch, skipBatches, augmentationEpoch ?? epoch, cancellationToken);
+    }
+
+    private ImageColumns Validate(IDataView data, int epoch, int skipBatches, int? augmentationEpoch)
+    {
         ArgumentNullException.ThrowIfNull(data);
         if (epoch < 0) throw new ArgumentOutOfRangeException(nameof(epoch), epoch, "The epoch must be ≥ 0.");
         if (augmentationEpoch < 0) throw new ArgumentOutOfRangeException(nameof(augmentationEpoch), augmentationEpoch, "The augmentation epoch must be ≥ 0.");
         if (skipBatches < 0) throw new ArgumentOutOfRangeException(nameof(skipBatches), skipBatches, "skipBatches must be ≥ 0.");
         TorchRuntime.Configure(); // before the consumer creates the first batch tensor
-        var columns = ImageColumns.Resolve(data.Schema, Options.ImageColumnName, Options.LabelColumnName);
-        return ReadCore(data, columns, epoch, skipBatches, augmentationEpoch ?? epoch, cancellationToken);
+        return ImageColumns.Resolve(data.Schema, Options.ImageColumnName, Options.LabelColumnName);
     }
 
     private IEnumerable<ImageBatch> ReadCore(IDataView data, ImageColumns columns, int epoch, int skipBatches, int augmentationEpoch, CancellationToken cancellationToken)
     {
-        var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var token = cts.Token;
-        var ordered = Channel.CreateBounded<Job>(new BoundedChannelOptions(Options.PrefetchBatches)
+        using var stages = new StartedEpoch(this, data, columns, epoch, skipBatches, augmentationEpoch, cancellationToken);
+        foreach (var batch in stages) yield return batch;
+    }
+
+    /// <summary>One epoch's reader and workers, running; enumerating takes its batches in order.</summary>
+    public sealed class StartedEpoch : IEnumerable<ImageBatch>, IDisposable
+    {
+        private readonly ImageBatchPipeline _pipeline;
+        private readonly CancellationTokenSource _cts;
+        private readonly Channel<Job> _ordered;
+        private readonly Task[] _tasks;
+        private bool _enumerated, _disposed;
+
+        internal StartedEpoch(ImageBatchPipeline pipeline, IDataView data, ImageColumns columns, int epoch, int skipBatches, int augmentationEpoch,
+            CancellationToken cancellationToken)
         {
-            SingleReader = true,
-            SingleWriter = true,
-            FullMode = BoundedChannelFullMode.Wait,
-        });
-        var work = Channel.CreateUnbounded<Job>(new UnboundedChannelOptions { SingleWriter = true });
-        var tasks = new List<Task>
-        {
-            Task.Factory.StartNew(() => RunReader(data, columns, epoch, skipBatches, ordered.Writer, work.Writer, token),
-                token, TaskCreationOptions.LongRunning, TaskScheduler.Default),
-        };
-        for (int w = 0; w < Options.WorkerThreads; w++)
-            tasks.Add(Task.Factory.StartNew(() => RunWorker(work.Reader, augmentationEpoch, token), token, TaskCreationOptions.LongRunning, TaskScheduler.Default));
-        try
-        {
-            while (NextJob(ordered.Reader, token) is { } job)
+            _pipeline = pipeline;
+            _cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var token = _cts.Token;
+            var ordered = _ordered = Channel.CreateBounded<Job>(new BoundedChannelOptions(pipeline.Options.PrefetchBatches)
             {
-                try
-                {
-                    job.Done.Task.Wait(token);
-                }
-                catch (AggregateException e) when (e.InnerExceptions.Count == 1)
-                {
-                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerException!).Throw();
-                }
-                var batch = BuildBatch(job);
-                if (batch is not null) yield return batch;
-            }
+                SingleReader = true,
+                SingleWriter = true,
+                FullMode = BoundedChannelFullMode.Wait,
+            });
+            var work = Channel.CreateUnbounded<Job>(new UnboundedChannelOptions { SingleWriter = true });
+            var tasks = new List<Task>
+            {
+                Task.Factory.StartNew(() => pipeline.RunReader(data, columns, epoch, skipBatches, ordered.Writer, work.Writer, token),
+                    token, TaskCreationOptions.LongRunning, TaskScheduler.Default),
+            };
+            for (int w = 0; w < pipeline.Options.WorkerThreads; w++)
+                tasks.Add(Task.Factory.StartNew(() => pipeline.RunWorker(work.Reader, augmentationEpoch, token), token, TaskCreationOptions.LongRunning, TaskScheduler.Default));
+            _tasks = tasks.ToArray();
         }
-        finally
+
+        /// <summary>The epoch's batches, in order; once.</summary>
+        public IEnumerator<ImageBatch> GetEnumerator()
         {
-            cts.Cancel();
+            if (_enumerated) throw new InvalidOperationException("An epoch's batches can be enumerated once.");
+            _enumerated = true;
+            return Batches().GetEnumerator();
+        }
+
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+
+        private IEnumerable<ImageBatch> Batches()
+        {
             try
             {
-                Task.WaitAll(tasks.ToArray());
+                while (NextJob(_ordered.Reader, _cts.Token) is { } job)
+                {
+                    try
+                    {
+                        job.Done.Task.Wait(_cts.Token);
+                    }
+                    catch (AggregateException e) when (e.InnerExceptions.Count == 1)
+                    {
+                        System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerException!).Throw();
+                    }
+                    var batch = _pipeline.BuildBatch(job);
+                    if (batch is not null) yield return batch;
+                }
+            }
+            finally
+            {
+                Dispose();
+            }
+        }
+
+        /// <summary>Stops the reader and workers and waits for them.</summary>
+        public void Dispose()
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _cts.Cancel();
+            try
+            {
+                Task.WaitAll(_tasks);
             }
             catch (AggregateException)
             {
                 // Cancelled or failed stages: the consumer already saw the error that matters.
             }
-            cts.Dispose();
+            _cts.Dispose();
         }
     }
 
