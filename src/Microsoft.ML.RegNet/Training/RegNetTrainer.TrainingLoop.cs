@@ -63,10 +63,10 @@ public sealed partial class RegNetTrainer
             if (validation is not null)
                 validation = EvaluationPreprocessing.Apply(validation, new EvaluationCrop(_o.ImageSize, _o.CropFraction), _o.ImageColumnName, _columns.ImageIsBytes);
             _inputCache = CreateInputCache();
-            // A new run's first epoch reads from its start: its first batches decode while the weights load.
-            if (_o.ResumeFrom is null) _firstEpoch = trainPipeline.Start(train, 0, 0, ReadCancellation, AugmentationEpoch(0));
             try
             {
+                // A new run's first epoch reads from its start: its first batches decode while the weights load.
+                if (_o.ResumeFrom is null) _firstEpoch = trainPipeline.Start(train, 0, 0, ReadCancellation, AugmentationEpoch(0));
                 // Data-parallel: rank 0 loads (starting weights or the checkpoint) and broadcasts.
                 if (_o.ResumeFrom is null) { if (IsRoot) LoadStartingWeights(); }
                 else if (_o.StartingWeightsPath is not null || _o.StartingModel is not null)

@@ -42,10 +42,12 @@ public sealed class ImageBatchPipelineTests
     };
 
     private static List<(float[] Images, long[] Labels, long[] Rows, int Index)> Collect(ImageBatchPipeline p, IDataView data, int epoch, int skip = 0,
-        int? augmentationEpoch = null)
+        int? augmentationEpoch = null) => Collect(p.Read(data, epoch, skip, augmentationEpoch: augmentationEpoch));
+
+    private static List<(float[] Images, long[] Labels, long[] Rows, int Index)> Collect(IEnumerable<ImageBatch> batches)
     {
         var result = new List<(float[], long[], long[], int)>();
-        foreach (var batch in p.Read(data, epoch, skip, augmentationEpoch: augmentationEpoch))
+        foreach (var batch in batches)
             using (batch)
             {
                 Assert.AreEqual(ScalarType.Float32, batch.Images.dtype);
@@ -306,11 +308,7 @@ public sealed class ImageBatchPipelineTests
         var clock = System.Diagnostics.Stopwatch.StartNew();
         while (pipeline.ImagesRead == 0 && clock.Elapsed < TimeSpan.FromSeconds(20)) Thread.Sleep(5);
         Assert.IsGreaterThan(0L, pipeline.ImagesRead, "a started epoch decodes before its first MoveNext");
-        var batches = new List<(float[] Images, long[] Labels, long[] Rows, int Index)>();
-        foreach (var batch in started)
-            using (batch)
-                batches.Add((batch.Images.data<float>().ToArray(), batch.Labels!.data<long>().ToArray(), batch.RowIndices, batch.Index));
-        AssertSame(expected, batches);
+        AssertSame(expected, Collect(started));
         Assert.Throws<InvalidOperationException>(() => started.GetEnumerator());
 
         // Disposed unread: the reader and workers stop, well before the 300 rows are decoded.
