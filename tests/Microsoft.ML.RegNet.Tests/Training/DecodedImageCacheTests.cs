@@ -93,6 +93,55 @@ public sealed class DecodedImageCacheTests
         }
     }
 
+    private sealed class PathIn
+    {
+        public string ImagePath { get; set; } = "";
+    }
+
+    private sealed class PathOut
+    {
+        public string CountedPath { get; set; } = "";
+    }
+
+    [TestMethod]
+    public void ANewRunReadsItsFirstEpochWhileItSetsUpAndReadsEachImageOnce()
+    {
+        using var data = new TinyImageData(perClass: 4, size: 40);
+        string workspace = Directory.CreateTempSubdirectory("regnet-first-epoch-").FullName;
+        try
+        {
+            var ml = new MLContext(seed: 1);
+            long reads = 0;
+            var view = ml.Data.LoadFromEnumerable(data.Rows);
+            // Counts every time the image column's getter runs, i.e. every image file LoadImages reads.
+            var prepared = ml.Transforms.Conversion.MapValueToKey("Label", nameof(TinyImageData.Row.Label))
+                .Append(ml.Transforms.CustomMapping<PathIn, PathOut>((i, o) =>
+                {
+                    Interlocked.Increment(ref reads);
+                    o.CountedPath = i.ImagePath;
+                }, contractName: null))
+                .Append(ml.Transforms.LoadImages("Image", null, nameof(PathOut.CountedPath)))
+                .Fit(view).Transform(view);
+            var options = Options(epochs: 3);
+            options.WorkspacePath = workspace;
+            bool readBeforeTheFirstStep = false;
+            // The run folder opens after the weights and the optimizer, before the loop asks for its first batch.
+            options.RunFolderOpened = _ =>
+            {
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                while (Interlocked.Read(ref reads) == 0 && clock.Elapsed < TimeSpan.FromSeconds(20)) Thread.Sleep(5);
+                readBeforeTheFirstStep = Interlocked.Read(ref reads) > 0;
+            };
+            using var model = ml.MulticlassClassification.Trainers.RegNet(options).Fit(prepared);
+            Assert.IsTrue(readBeforeTheFirstStep, "the first epoch's images are read while the run sets up");
+            Assert.AreEqual(data.Rows.Count, Interlocked.Read(ref reads), "each image read once: the started epoch is the first epoch, later ones come from the cache");
+        }
+        finally
+        {
+            Directory.Delete(workspace, recursive: true);
+        }
+    }
+
     [TestMethod]
     public void ANegativeBudgetIsRefused()
     {
