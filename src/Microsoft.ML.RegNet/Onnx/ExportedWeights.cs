@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.RegNet.Onnx;
@@ -47,10 +48,19 @@ internal sealed record ExportedWeights(Dictionary<string, (float[] Data, long[] 
     {
         if (cpu.dtype != ScalarType.Float32)
             throw new InvalidOperationException($"Weight '{name}' is {cpu.dtype}; the ONNX exporter writes float32 models. Convert the model with model.to(torch.float32) first.");
-        var data = cpu.contiguous().data<float>().ToArray();
-        int bad = Array.FindIndex(data, v => !float.IsFinite(v));
+        // Tensor.bytes views the storage (one copy); TensorAccessor.ToArray copies element by element through an
+        // iterator, which took 80-130 ms of a RegNetX-002 export.
+        var data = MemoryMarshal.Cast<byte, float>(cpu.contiguous().bytes).ToArray();
+        int bad = IndexOfNonFinite(data);
         if (bad >= 0)
             throw new InvalidOperationException($"The RegNetModel's weight '{name}' holds a non-finite value ({data[bad]}) at index {bad}; the model cannot be exported (check the training run, e.g. for a diverged loss).");
         return data;
+    }
+
+    private static int IndexOfNonFinite(float[] data)
+    {
+        for (int i = 0; i < data.Length; i++)
+            if (!float.IsFinite(data[i])) return i;
+        return -1;
     }
 }
