@@ -158,7 +158,8 @@ public sealed partial class RegNetTrainer
         /// decoding an image file again (Keras' <c>Dataset.cache()</c>). Training computes the same as without it (mixing
         /// still draws per epoch). When the images need more, nothing is kept (logged) and every epoch reads the files.
         /// 0 turns it off; negative: the trainer's constructor throws <see cref="ArgumentException"/>. The validation set is
-        /// not cached.</summary>
+        /// not cached. In any new run whose first epoch of images fits this budget, that epoch is decoded ahead in full
+        /// while the model and its weights are set up, instead of a few batches ahead beside the first steps.</summary>
         public int DecodedImageCacheMegabytes = 1024;
         /// <summary>With training augmentation and the frozen trunk cache in use (<see cref="CacheFrozenTrunk"/>, frozen parts,
         /// no mixing, one process): K augmented views of each image to keep (0, the default: none, every epoch reads and

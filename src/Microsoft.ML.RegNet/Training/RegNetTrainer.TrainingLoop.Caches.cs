@@ -71,6 +71,16 @@ public sealed partial class RegNetTrainer
         // A new run's first epoch, started before its weights loaded (Run); taken once, by that epoch.
         private ImageBatchPipeline.StartedEpoch? _firstEpoch;
 
+        // How far that epoch decodes ahead: all of it when its images fit DecodedImageCacheMegabytes (what the image cache
+        // would keep of it anyway), so that small data sets are decoded while the model is set up rather than on the
+        // cores the first steps need; otherwise the pipeline's usual depth.
+        private int FirstEpochReadAhead(int usual)
+        {
+            long rows = Shard(pad: true)?.RowsOf(_trainRows) ?? _trainRows;
+            long epochBytes = rows * 3L * _o.ImageSize * _o.ImageSize * sizeof(float);
+            return epochBytes <= (long)_o.DecodedImageCacheMegabytes << 20 ? (int)Math.Max(usual, (rows + _o.BatchSize - 1) / _o.BatchSize) : usual;
+        }
+
         private ImageBatchPipeline.StartedEpoch? TakeFirstEpoch(int epoch, int skipBatches)
         {
             var started = _firstEpoch;

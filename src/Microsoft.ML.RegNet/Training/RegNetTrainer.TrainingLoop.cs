@@ -65,8 +65,9 @@ public sealed partial class RegNetTrainer
             _inputCache = CreateInputCache();
             try
             {
+                _trainRows = CountRows(train);
                 // A new run's first epoch reads from its start: its first batches decode while the weights load.
-                if (_o.ResumeFrom is null) _firstEpoch = trainPipeline.Start(train, 0, 0, ReadCancellation, AugmentationEpoch(0));
+                if (_o.ResumeFrom is null) _firstEpoch = trainPipeline.Start(train, 0, 0, ReadCancellation, AugmentationEpoch(0), FirstEpochReadAhead(trainPipeline.Options.PrefetchBatches));
                 // Data-parallel: rank 0 loads (starting weights or the checkpoint) and broadcasts.
                 if (_o.ResumeFrom is null) { if (IsRoot) LoadStartingWeights(); }
                 else if (_o.StartingWeightsPath is not null || _o.StartingModel is not null)
@@ -90,7 +91,7 @@ public sealed partial class RegNetTrainer
         {
             try
             {
-                var (session, schedule) = StartSession(train, optimizer, decay);
+                var (session, schedule) = StartSession(optimizer, decay);
                 using var ownedSession = session; // frees its flat optimizer buffers; the model keeps its weights
                 RunEpochs(train, validation, session, schedule, trainPipeline, evalPipeline);
                 _run?.End(_stopReason == "cancelled" ? RegNetRunStatus.Interrupted : RegNetRunStatus.Finished, _stopReason);
@@ -113,13 +114,13 @@ public sealed partial class RegNetTrainer
         }
 
         // The run folder (new or resumed), the schedule, the session and the metric sinks.
-        private (TrainingSession Session, LearningRateSchedule Schedule) StartSession(IDataView train, OptimizerHelper optimizer, WeightDecay decay)
+        private (TrainingSession Session, LearningRateSchedule Schedule) StartSession(OptimizerHelper optimizer, WeightDecay decay)
         {
             var mixer = new BatchMixer(_o.Mixing, _columns.NumberOfClasses, _o.LabelSmoothing);
             // Data-parallel: the batch of one step is BatchSize on every rank.
             double lrScale = _o.LearningRateReferenceBatchSize is { } reference ? (double)_o.BatchSize * (_parallel?.Size ?? 1) / reference : 1.0;
             var state = new TrainingState(0, 0, 0, CheckpointPolicy.InitialBest(_o.EarlyStopping), 0, _model.Spec.ToJson(), _columns.NumberOfClasses);
-            long rows = _trainRows = CountRows(train);
+            long rows = _trainRows;
             long rankRows = Shard(pad: true)?.RowsOf(rows) ?? rows;
             _stepsPerEpoch = (int)((rankRows + _o.BatchSize - 1) / _o.BatchSize);
             OpenRunFolder(ref state, optimizer, rows);

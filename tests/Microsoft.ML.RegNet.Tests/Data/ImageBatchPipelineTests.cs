@@ -322,6 +322,45 @@ public sealed class ImageBatchPipelineTests
     }
 
     [TestMethod]
+    public void AStartedEpochReadsAheadAsFarAsAskedAndKeepsOnlyTheUsualBuffers()
+    {
+        var ml = new MLContext(1);
+        var data = MakeData(ml, 40); // ten batches of 4
+        var expected = Collect(new ImageBatchPipeline(Options(1)), data, epoch: 0);
+        var usual = new ImageBatchPipeline(Options(1));
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => usual.Start(data, 0, readAhead: 0));
+        using (usual.Start(data, 0))
+        {
+            WaitUntil(() => false, usual);
+            Assert.IsLessThan(40L, usual.ImagesRead, "the usual depth (2 batches queued, 1 worker) stops before the epoch's end");
+        }
+
+        var ahead = new ImageBatchPipeline(Options(1));
+        using var started = ahead.Start(data, 0, readAhead: 10);
+        WaitUntil(() => ahead.ImagesRead == 40, ahead);
+        Assert.AreEqual(40L, ahead.ImagesRead, "all ten batches decoded before the first is asked for");
+        AssertSame(expected, Collect(started));
+        Assert.IsLessThanOrEqualTo(2 + 1 + 1, ahead.PooledBuffers, "buffers beyond the usual depth are not kept");
+    }
+
+    // Until done, or no image decoded for 300 ms, or 20 s.
+    private static void WaitUntil(Func<bool> done, ImageBatchPipeline pipeline)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var still = System.Diagnostics.Stopwatch.StartNew();
+        long seen = -1;
+        while (!done() && still.ElapsedMilliseconds < 300 && clock.Elapsed < TimeSpan.FromSeconds(20))
+        {
+            if (pipeline.ImagesRead != seen)
+            {
+                seen = pipeline.ImagesRead;
+                still.Restart();
+            }
+            Thread.Sleep(5);
+        }
+    }
+
+    [TestMethod]
     public void InvalidOptionsAndColumnsGiveClearMessages()
     {
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new ImageBatchPipeline(new ImageBatchPipelineOptions { BatchSize = 0 }));

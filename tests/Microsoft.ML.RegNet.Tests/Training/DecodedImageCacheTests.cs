@@ -111,17 +111,7 @@ public sealed class DecodedImageCacheTests
         try
         {
             var ml = new MLContext(seed: 1);
-            long reads = 0;
-            var view = ml.Data.LoadFromEnumerable(data.Rows);
-            // Counts every time the image column's getter runs, i.e. every image file LoadImages reads.
-            var prepared = ml.Transforms.Conversion.MapValueToKey("Label", nameof(TinyImageData.Row.Label))
-                .Append(ml.Transforms.CustomMapping<PathIn, PathOut>((i, o) =>
-                {
-                    Interlocked.Increment(ref reads);
-                    o.CountedPath = i.ImagePath;
-                }, contractName: null))
-                .Append(ml.Transforms.LoadImages("Image", null, nameof(PathOut.CountedPath)))
-                .Fit(view).Transform(view);
+            var (prepared, reads) = CountingReads(ml, data);
             var options = Options(epochs: 3);
             options.WorkspacePath = workspace;
             bool readBeforeTheFirstStep = false;
@@ -129,17 +119,80 @@ public sealed class DecodedImageCacheTests
             options.RunFolderOpened = _ =>
             {
                 var clock = System.Diagnostics.Stopwatch.StartNew();
-                while (Interlocked.Read(ref reads) == 0 && clock.Elapsed < TimeSpan.FromSeconds(20)) Thread.Sleep(5);
-                readBeforeTheFirstStep = Interlocked.Read(ref reads) > 0;
+                while (reads() == 0 && clock.Elapsed < TimeSpan.FromSeconds(20)) Thread.Sleep(5);
+                readBeforeTheFirstStep = reads() > 0;
             };
             using var model = ml.MulticlassClassification.Trainers.RegNet(options).Fit(prepared);
             Assert.IsTrue(readBeforeTheFirstStep, "the first epoch's images are read while the run sets up");
-            Assert.AreEqual(data.Rows.Count, Interlocked.Read(ref reads), "each image read once: the started epoch is the first epoch, later ones come from the cache");
+            Assert.AreEqual(data.Rows.Count, reads(), "each image read once: the started epoch is the first epoch, later ones come from the cache");
         }
         finally
         {
             Directory.Delete(workspace, recursive: true);
         }
+    }
+
+    [TestMethod]
+    [DataRow(1, true, DisplayName = "the epoch's images fit DecodedImageCacheMegabytes: all decoded before the first step")]
+    [DataRow(0, false, DisplayName = "no budget for decoded images: the pipeline's usual depth")]
+    public void TheFirstEpochDecodesAheadAsFarAsTheDecodedImageBudgetAllows(int megabytes, bool wholeEpoch)
+    {
+        using var data = new TinyImageData(perClass: 24, size: 40);
+        string workspace = Directory.CreateTempSubdirectory("regnet-read-ahead-").FullName;
+        try
+        {
+            var ml = new MLContext(seed: 1);
+            var (prepared, reads) = CountingReads(ml, data);
+            var options = Options(epochs: 1);
+            options.BatchSize = 2;
+            options.Shuffle = false; // a shuffle buffer would read every row at once; unshuffled, rows are read as batches are queued
+            options.DecodedImageCacheMegabytes = megabytes; // 48 images of 3×32×32 floats: 0.6 MB
+            options.WorkspacePath = workspace;
+            long readBeforeTheFirstStep = -1;
+            options.RunFolderOpened = _ =>
+            {
+                // Until every image was read, or none more for half a second (the reader waits for the consumer).
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                long seen = -1;
+                var still = System.Diagnostics.Stopwatch.StartNew();
+                while (reads() < data.Rows.Count && still.ElapsedMilliseconds < 500 && clock.Elapsed < TimeSpan.FromSeconds(30))
+                {
+                    if (reads() != seen)
+                    {
+                        seen = reads();
+                        still.Restart();
+                    }
+                    Thread.Sleep(5);
+                }
+                readBeforeTheFirstStep = reads();
+            };
+            using var model = ml.MulticlassClassification.Trainers.RegNet(options).Fit(prepared);
+            // The usual depth: PrefetchBatches (one per core, at least 2) queued, one per worker, one in the reader's hands, one spare.
+            long usual = (Math.Max(2, Environment.ProcessorCount) + options.WorkerThreads + 2) * options.BatchSize;
+            if (wholeEpoch) Assert.AreEqual(data.Rows.Count, readBeforeTheFirstStep, "the whole first epoch is decoded while the run sets up");
+            else Assert.IsTrue(readBeforeTheFirstStep > 0 && readBeforeTheFirstStep <= usual && usual < data.Rows.Count,
+                $"{readBeforeTheFirstStep} images read before the first step; the usual depth reads at most {usual} of {data.Rows.Count}");
+        }
+        finally
+        {
+            Directory.Delete(workspace, recursive: true);
+        }
+    }
+
+    // The data with a counter of the image column's reads (every time its getter runs, i.e. every image file LoadImages reads).
+    private static (IDataView Prepared, Func<long> Reads) CountingReads(MLContext ml, TinyImageData data)
+    {
+        var counter = new long[1];
+        var view = ml.Data.LoadFromEnumerable(data.Rows);
+        var prepared = ml.Transforms.Conversion.MapValueToKey("Label", nameof(TinyImageData.Row.Label))
+            .Append(ml.Transforms.CustomMapping<PathIn, PathOut>((i, o) =>
+            {
+                Interlocked.Increment(ref counter[0]);
+                o.CountedPath = i.ImagePath;
+            }, contractName: null))
+            .Append(ml.Transforms.LoadImages("Image", null, nameof(PathOut.CountedPath)))
+            .Fit(view).Transform(view);
+        return (prepared, () => Interlocked.Read(ref counter[0]));
     }
 
     [TestMethod]

@@ -120,14 +120,14 @@ internal sealed partial class ImageBatchPipeline
         RecordBadRows(bad);
         if (n == 0)
         {
-            _buffers.Add(job.Buffer);
+            ReturnBuffer(job.Buffer);
             return null;
         }
         int s = Options.ImageSize;
         var images = empty(new long[] { n, 3, s, s }, ScalarType.Float32);
         // Tensor.bytes is a view of a CPU tensor's storage: one memcpy (TensorAccessor.CopyFrom is element-wise, ~15× slower).
         new ReadOnlySpan<float>(job.Buffer, 0, n * len).CopyTo(MemoryMarshal.Cast<byte, float>(images.bytes));
-        _buffers.Add(job.Buffer);
+        ReturnBuffer(job.Buffer);
         images.DetachFromDisposeScope();
         Tensor? labelTensor = null;
         if (Options.LabelColumnName is not null)

@@ -72,6 +72,9 @@ internal sealed partial class ImageBatchPipeline
     /// <summary>Rows whose image column was read (files read, images decoded) over every <see cref="Read"/> so far.</summary>
     internal long ImagesRead => Interlocked.Read(ref _imagesRead);
 
+    /// <summary>Batch buffers kept for reuse.</summary>
+    internal int PooledBuffers => _buffers.Count;
+
     /// <summary>Floats per image.</summary>
     private int ImageLength => _augmenter.OutputLength;
 
@@ -95,12 +98,15 @@ internal sealed partial class ImageBatchPipeline
     /// <summary>
     /// <see cref="Read"/>, with the reader and workers started now instead of at the first <c>MoveNext</c>: a caller with
     /// other work before its first batch (building a model, loading weights) gets the first batches decoded meanwhile.
-    /// Enumerate it once, or dispose it unread; either stops the workers.
+    /// Enumerate it once, or dispose it unread; either stops the workers. <paramref name="readAhead"/> batches may be
+    /// prepared before they are asked for (null: <see cref="ImageBatchPipelineOptions.PrefetchBatches"/>).
     /// </summary>
-    public StartedEpoch Start(IDataView data, int epoch, int skipBatches = 0, CancellationToken cancellationToken = default, int? augmentationEpoch = null)
+    public StartedEpoch Start(IDataView data, int epoch, int skipBatches = 0, CancellationToken cancellationToken = default, int? augmentationEpoch = null,
+        int? readAhead = null)
     {
+        if (readAhead < 1) throw new ArgumentOutOfRangeException(nameof(readAhead), readAhead, "readAhead must be positive.");
         var columns = Validate(data, epoch, skipBatches, augmentationEpoch);
-        return new StartedEpoch(this, data, columns, epoch, skipBatches, augmentationEpoch ?? epoch, cancellationToken);
+        return new StartedEpoch(this, data, columns, epoch, skipBatches, augmentationEpoch ?? epoch, cancellationToken, readAhead ?? Options.PrefetchBatches);
     }
 
     private ImageColumns Validate(IDataView data, int epoch, int skipBatches, int? augmentationEpoch)
@@ -115,7 +121,7 @@ internal sealed partial class ImageBatchPipeline
 
     private IEnumerable<ImageBatch> ReadCore(IDataView data, ImageColumns columns, int epoch, int skipBatches, int augmentationEpoch, CancellationToken cancellationToken)
     {
-        using var stages = new StartedEpoch(this, data, columns, epoch, skipBatches, augmentationEpoch, cancellationToken);
+        using var stages = new StartedEpoch(this, data, columns, epoch, skipBatches, augmentationEpoch, cancellationToken, Options.PrefetchBatches);
         foreach (var batch in stages) yield return batch;
     }
 
@@ -129,12 +135,12 @@ internal sealed partial class ImageBatchPipeline
         private bool _enumerated, _disposed;
 
         internal StartedEpoch(ImageBatchPipeline pipeline, IDataView data, ImageColumns columns, int epoch, int skipBatches, int augmentationEpoch,
-            CancellationToken cancellationToken)
+            CancellationToken cancellationToken, int readAhead)
         {
             _pipeline = pipeline;
             _cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var token = _cts.Token;
-            var ordered = _ordered = Channel.CreateBounded<Job>(new BoundedChannelOptions(pipeline.Options.PrefetchBatches)
+            var ordered = _ordered = Channel.CreateBounded<Job>(new BoundedChannelOptions(readAhead)
             {
                 SingleReader = true,
                 SingleWriter = true,
@@ -217,6 +223,12 @@ internal sealed partial class ImageBatchPipeline
     }
 
     private float[] RentBuffer() => _buffers.TryTake(out var b) ? b : new float[Options.BatchSize * ImageLength];
+
+    // An epoch started with a long read-ahead borrows many buffers at once; only as many as the usual depth uses are kept.
+    private void ReturnBuffer(float[] buffer)
+    {
+        if (_buffers.Count < Options.PrefetchBatches + Options.WorkerThreads + 1) _buffers.Add(buffer);
+    }
 
     // Rows → (shuffle) → batches → queued for the workers and, in order, for the consumer. Errors end both queues.
     private void RunReader(IDataView data, ImageColumns columns, int epoch, int skipBatches,
