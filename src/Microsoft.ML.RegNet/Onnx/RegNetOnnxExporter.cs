@@ -57,10 +57,12 @@ public static class RegNetOnnxExporter
     /// <exception cref="ArgumentException">The options are invalid.</exception>
     public static byte[] ExportToBytes(RegNetModel model, OnnxExportOptions? options = null) => Build(model, options).ToByteArray();
 
-    internal static ModelProto Build(RegNetModel model, OnnxExportOptions? options)
+    // weights: a copy read earlier (ExportedWeights.Read); null reads the model's now. With a copy, the graph is built
+    // from the module tree's settings alone and touches no tensor, so it works after the model was disposed.
+    internal static ModelProto Build(RegNetModel model, OnnxExportOptions? options, ExportedWeights? weights = null)
     {
         options = Validated(model, options);
-        var weights = ExportedWeights.Read(model);
+        weights ??= ExportedWeights.Read(model);
         var g = new OnnxGraphWriter(weights, options.FoldBatchNorm);
         g.Graph.Name = options.GraphName;
         var input = AddInput(g, options);

@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using Microsoft.ML.Data;
 using Microsoft.ML.RegNet.Data.MLNet;
 using Microsoft.ML.RegNet.Data.Transforms;
@@ -50,7 +51,8 @@ public static class RegNetOnnxScoring
     }
 
     /// <summary>The network as the scoring chain embeds it: raw pixels of the resized square in, probabilities and arg-max out.</summary>
-    internal static byte[] ExportForScoring(RegNetModel model, PreprocessingSpec preprocessing, IReadOnlyList<string> classNames, bool foldBatchNorm = true)
+    internal static byte[] ExportForScoring(RegNetModel model, PreprocessingSpec preprocessing, IReadOnlyList<string> classNames, bool foldBatchNorm = true,
+        ExportedWeights? weights = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(preprocessing);
@@ -64,7 +66,7 @@ public static class RegNetOnnxScoring
         if (preprocessing.ImageSize < RegNetModel.MinimumInputSize || !(preprocessing.CropFraction > 0 && preprocessing.CropFraction <= 1))
             throw new ArgumentException($"preprocessing needs ImageSize ≥ {RegNetModel.MinimumInputSize} and CropFraction in (0, 1] (got {preprocessing.ImageSize}, {preprocessing.CropFraction}).", nameof(preprocessing));
         int resize = preprocessing.ResizeShorterSide;
-        return RegNetOnnxExporter.ExportToBytes(model, new OnnxExportOptions
+        return RegNetOnnxExporter.Build(model, new OnnxExportOptions
         {
             InputName = PixelColumnName,
             IncludeLogits = false,
@@ -78,7 +80,7 @@ public static class RegNetOnnxScoring
             Normalization = preprocessing.Normalization,
             FoldBatchNorm = foldBatchNorm,
             DocString = $"{model.Spec.Name}: {classNames.Count} classes, raw RGB pixels {resize}x{resize} in",
-        });
+        }, weights).ToByteArray();
     }
 
     /// <summary>The chain around an ONNX model made by <see cref="ExportForScoring"/>.</summary>

@@ -2,6 +2,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.RegNet.Data.MLNet;
 using Microsoft.ML.RegNet.Data.Pipeline;
 using Microsoft.ML.RegNet.Data.Transforms;
+using Microsoft.ML.RegNet.Onnx;
 using Microsoft.ML.Runtime;
 using static TorchSharp.torch;
 using Microsoft.ML.RegNet.Training;
@@ -41,11 +42,34 @@ public sealed class RegNetTransformer : ITransformer, IDisposable
         Crop = new EvaluationCrop(Preprocessing);
         _device = Model.parameters().First().device;
         Model.eval();
-        // Exported now, while the weights are certainly alive, so that saving cannot fail half-way through a file.
-        _scoringOnnx = RegNetOnnxScoring.ExportForScoring(Model, Preprocessing, ClassNames);
+        // The weights are copied now, while they are certainly alive, so that saving (which builds the ONNX model from the
+        // copy on first use) touches no tensor and cannot fail half-way through a file, even after Dispose; a Fit that is
+        // never saved does not build the ONNX model at all.
+        _weightsForSaving = ExportedWeights.Read(Model);
     }
 
-    private readonly byte[] _scoringOnnx;
+    private readonly object _exportLock = new();
+    private ExportedWeights? _weightsForSaving;
+    private byte[]? _scoringOnnx;
+
+    /// <summary>True once the ONNX model for saving was built (on the first save or <see cref="ToOnnxScoringChain"/>).</summary>
+    internal bool ScoringOnnxBuilt
+    {
+        get { lock (_exportLock) return _scoringOnnx is not null; }
+    }
+
+    private byte[] ScoringOnnx()
+    {
+        lock (_exportLock)
+        {
+            if (_scoringOnnx is null)
+            {
+                _scoringOnnx = RegNetOnnxScoring.ExportForScoring(Model, Preprocessing, ClassNames, weights: _weightsForSaving);
+                _weightsForSaving = null; // the ONNX model holds them now
+            }
+            return _scoringOnnx;
+        }
+    }
     private readonly Device _device; // where the model lives; scoring moves inputs there (per batch and per row)
 
     /// <summary>The trained network (owned by this transformer).</summary>
@@ -126,8 +150,8 @@ public sealed class RegNetTransformer : ITransformer, IDisposable
     /// transformer saves itself as the equivalent chain of ML.NET's own transformers (see <see cref="ToOnnxScoringChain"/>):
     /// the evaluation transform's resize, then the network as an embedded ONNX model scored by OnnxTransformer.
     /// <c>mlContext.Model.Load</c> therefore gives back that chain (a <c>TransformerChain</c> in place of this transformer):
-    /// the same Score (with slot names) and PredictedLabel columns, no TorchSharp needed. The network was exported when the
-    /// transformer was made, so saving needs nothing that can fail. To train further, pass the saved zip as
+    /// the same Score (with slot names) and PredictedLabel columns, no TorchSharp needed. The weights were copied when the
+    /// transformer was made, so saving needs nothing that can fail (it works after <see cref="Dispose"/> too). To train further, pass the saved zip as
     /// <c>StartingWeightsPath</c>.
     /// </summary>
     public void Save(ModelSaveContext ctx) => ((ICanSaveModel)ToOnnxScoringChain(new MLContext())).Save(ctx);
@@ -138,7 +162,7 @@ public sealed class RegNetTransformer : ITransformer, IDisposable
     /// process that loads it calls <c>mlContext.ComponentCatalog.RegisterAssembly(typeof(RegNetImageBytesDecoder).Assembly)</c> first.
     /// </summary>
     public ITransformer ToOnnxScoringChain(MLContext mlContext) =>
-        RegNetOnnxScoring.CreateTransformer(mlContext, _scoringOnnx, Preprocessing, ClassNames, ImageColumnName, ImageIsBytes,
+        RegNetOnnxScoring.CreateTransformer(mlContext, ScoringOnnx(), Preprocessing, ClassNames, ImageColumnName, ImageIsBytes,
             ScoreColumnName, PredictedLabelColumnName);
 
     /// <summary>True when the image column holds encoded bytes (<c>LoadRawImageBytes</c>) rather than images.</summary>
