@@ -19,7 +19,7 @@ public sealed partial class RegNetTrainer
         private bool _imagesOverBudget;
 
         // Stages frozen after the frozen stem; null when nothing is frozen.
-        private int? TrunkStages => _o.FreezeStem || _o.FreezeStages > 0 ? Math.Min(_o.FreezeStages, _model.Stages.Count) : null;
+        private int? TrunkStages => _o.FreezeStem || _o.FreezeStages > 0 ? Math.Min(_o.FreezeStages, _spec.Blocks.Select(b => b.Stage).Distinct().Count()) : null;
 
         // Trunk outputs are reusable only when an epoch's inputs are one of a few fixed views: the deterministic
         // preprocessing (one view) or, with CachedAugmentedViews = K, the augmentation of epochs 0…K-1; no mixing (it mixes

@@ -16,7 +16,9 @@ public sealed partial class RegNetTrainer
     {
         private readonly RegNetTrainer _trainer;
         private readonly Options _o;
-        private readonly RegNetModel _model;
+        private readonly Func<RegNetModel> _newModel;
+        private readonly RegNetSpec _spec;
+        private RegNetModel _model = null!; // built by Run, while the first epoch decodes
         private readonly InputColumns _columns;
         private readonly int _seed;
         private readonly IChannel _channel;
@@ -29,18 +31,22 @@ public sealed partial class RegNetTrainer
         private readonly DataParallel? _parallel;
         private SyncBatchNorm? _syncBatchNorm;
 
-        public TrainingLoop(RegNetTrainer trainer, RegNetModel model, InputColumns columns, int seed, IChannel channel, DataParallel? parallel = null)
+        public TrainingLoop(RegNetTrainer trainer, RegNetSpec spec, Func<RegNetModel> newModel, InputColumns columns, int seed, IChannel channel, DataParallel? parallel = null)
         {
             _parallel = parallel;
             _trainer = trainer;
             _o = trainer.TrainerOptions;
-            _model = model;
+            _spec = spec;
+            _newModel = newModel;
             _columns = columns;
             _seed = seed;
             _channel = channel;
         }
 
         public string? RunPath => _run?.Path;
+
+        /// <summary>The network Run built and trained; null if Run failed before building it.</summary>
+        public RegNetModel? Model => _model;
 
         public string Summary => $"{_stopReason}; last train {_lastTrain}; last validation {(object?)_lastValidation ?? "none"}" +
                                  (_run is null ? "" : $"; run folder {_run.Path}");
@@ -68,6 +74,7 @@ public sealed partial class RegNetTrainer
                 _trainRows = CountRows(train);
                 // A new run's first epoch reads from its start: its first batches decode while the weights load.
                 if (_o.ResumeFrom is null) _firstEpoch = trainPipeline.Start(train, 0, 0, ReadCancellation, AugmentationEpoch(0), FirstEpochReadAhead(trainPipeline.Options.PrefetchBatches));
+                _model = _newModel();
                 // Data-parallel: rank 0 loads (starting weights or the checkpoint) and broadcasts.
                 if (_o.ResumeFrom is null) { if (IsRoot) LoadStartingWeights(); }
                 else if (_o.StartingWeightsPath is not null || _o.StartingModel is not null)

@@ -139,23 +139,37 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         var spec = Spec;
         // This Fit's own random state: the process-wide generator is shared by concurrent Fits (README, "Determinism").
         using var generator = new Generator(unchecked((ulong)seed));
-        var model = new RegNetModel(spec, columns.NumberOfClasses, o.ZeroInitLastBatchNorm, generator);
+        TrainingLoop? loop = null;
         try
         {
-            // Initialised on the CPU from this Fit's generator (the same weights on every device), then moved once.
-            model.to(device);
-            var loop = new TrainingLoop(this, model, columns, seed, channel, parallel);
+            // The loop builds the model once its first epoch is decoding.
+            loop = new TrainingLoop(this, spec, () => NewModel(spec, columns.NumberOfClasses, generator, device), columns, seed, channel, parallel);
             loop.Run(train, validation);
             channel.Info(MessageSensitivity.None, $"Training finished: {loop.Summary}");
-            return new RegNetTransformer(_env, model, columns.LabelType, columns.ClassNames, NormalizationOf(o), o.ImageSize, o.CropFraction,
+            return new RegNetTransformer(_env, loop.Model!, columns.LabelType, columns.ClassNames, NormalizationOf(o), o.ImageSize, o.CropFraction,
                 o.ImageColumnName, o.ScoreColumnName, o.PredictedLabelColumnName, loop.RunPath, columns.ImageIsBytes);
         }
         catch (Exception e)
         {
-            model.Dispose();
+            loop?.Model?.Dispose();
             // One rank failing would leave the others waiting in a collective forever: end the job with the message. A
             // cancellation before the first step is agreed by all ranks (they all throw it), so nobody is left waiting.
             if (parallel is { Size: > 1 } && e is not OperationCanceledException) parallel.Abort(e);
+            throw;
+        }
+    }
+
+    // Initialised on the CPU from this Fit's generator (the same weights on every device), then moved once.
+    private RegNetModel NewModel(RegNetSpec spec, int numberOfClasses, Generator generator, Device device)
+    {
+        var model = new RegNetModel(spec, numberOfClasses, TrainerOptions.ZeroInitLastBatchNorm, generator);
+        try
+        {
+            return model.to(device);
+        }
+        catch
+        {
+            model.Dispose();
             throw;
         }
     }
