@@ -18,8 +18,10 @@ public sealed partial class RegNetTrainer
         private int _views;
         private bool _imagesOverBudget;
 
-        // Stages frozen after the frozen stem; null when nothing is frozen.
-        private int? TrunkStages => _o.FreezeStem || _o.FreezeStages > 0 ? Math.Min(_o.FreezeStages, _spec.Blocks.Select(b => b.Stage).Distinct().Count()) : null;
+        private bool FreezesAnything => _o.FreezeStem || _o.FreezeStages > 0;
+
+        // Stages frozen after the frozen stem; null when nothing is frozen. Needs the model (built in Run).
+        private int? TrunkStages => FreezesAnything ? Math.Min(_o.FreezeStages, _model.Stages.Count) : null;
 
         // Trunk outputs are reusable only when an epoch's inputs are one of a few fixed views: the deterministic
         // preprocessing (one view) or, with CachedAugmentedViews = K, the augmentation of epochs 0…K-1; no mixing (it mixes
@@ -27,7 +29,7 @@ public sealed partial class RegNetTrainer
         // if some frozen epoch would replay a view.
         private int CacheableViews()
         {
-            if (!_o.CacheFrozenTrunk || TrunkStages is null || _o.Mixing.MixupAlpha != 0 || _o.Mixing.CutMixAlpha != 0 || _parallel is { Size: > 1 })
+            if (!_o.CacheFrozenTrunk || !FreezesAnything || _o.Mixing.MixupAlpha != 0 || _o.Mixing.CutMixAlpha != 0 || _parallel is { Size: > 1 })
                 return 0;
             int views = _o.Augmentation.Train ? _o.CachedAugmentedViews : 1;
             return _o.UnfreezeAfterEpochs is { } unfreeze && unfreeze <= views ? 0 : views;
@@ -68,16 +70,17 @@ public sealed partial class RegNetTrainer
             return batches;
         }
 
-        // A new run's first epoch, started before its weights loaded (Run); taken once, by that epoch.
+        // A new run's first epoch, started before its model is built and its weights load (Run); taken once, by that epoch.
         private ImageBatchPipeline.StartedEpoch? _firstEpoch;
 
         // How far that epoch decodes ahead: all of it when its images fit DecodedImageCacheMegabytes (what the image cache
         // would keep of it anyway), so that small data sets are decoded while the model is set up rather than on the
         // cores the first steps need; otherwise the pipeline's usual depth.
-        private int FirstEpochReadAhead(int usual)
+        private int FirstEpochReadAhead(ImageBatchPipeline pipeline)
         {
             long rows = Shard(pad: true)?.RowsOf(_trainRows) ?? _trainRows;
-            long epochBytes = rows * 3L * _o.ImageSize * _o.ImageSize * sizeof(float);
+            long epochBytes = rows * pipeline.ImageLength * sizeof(float);
+            int usual = pipeline.Options.PrefetchBatches;
             return epochBytes <= (long)_o.DecodedImageCacheMegabytes << 20 ? (int)Math.Max(usual, (rows + _o.BatchSize - 1) / _o.BatchSize) : usual;
         }
 

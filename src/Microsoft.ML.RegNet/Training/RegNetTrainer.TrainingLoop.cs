@@ -17,7 +17,6 @@ public sealed partial class RegNetTrainer
         private readonly RegNetTrainer _trainer;
         private readonly Options _o;
         private readonly Func<RegNetModel> _newModel;
-        private readonly RegNetSpec _spec;
         private RegNetModel _model = null!; // built by Run, while the first epoch decodes
         private readonly InputColumns _columns;
         private readonly int _seed;
@@ -31,12 +30,11 @@ public sealed partial class RegNetTrainer
         private readonly DataParallel? _parallel;
         private SyncBatchNorm? _syncBatchNorm;
 
-        public TrainingLoop(RegNetTrainer trainer, RegNetSpec spec, Func<RegNetModel> newModel, InputColumns columns, int seed, IChannel channel, DataParallel? parallel = null)
+        public TrainingLoop(RegNetTrainer trainer, Func<RegNetModel> newModel, InputColumns columns, int seed, IChannel channel, DataParallel? parallel = null)
         {
             _parallel = parallel;
             _trainer = trainer;
             _o = trainer.TrainerOptions;
-            _spec = spec;
             _newModel = newModel;
             _columns = columns;
             _seed = seed;
@@ -73,7 +71,7 @@ public sealed partial class RegNetTrainer
             {
                 _trainRows = CountRows(train);
                 // A new run's first epoch reads from its start: its first batches decode while the weights load.
-                if (_o.ResumeFrom is null) _firstEpoch = trainPipeline.Start(train, 0, 0, ReadCancellation, AugmentationEpoch(0), FirstEpochReadAhead(trainPipeline.Options.PrefetchBatches));
+                if (_o.ResumeFrom is null) _firstEpoch = trainPipeline.Start(train, 0, 0, ReadCancellation, AugmentationEpoch(0), FirstEpochReadAhead(trainPipeline));
                 _model = _newModel();
                 // Data-parallel: rank 0 loads (starting weights or the checkpoint) and broadcasts.
                 if (_o.ResumeFrom is null) { if (IsRoot) LoadStartingWeights(); }

@@ -143,7 +143,7 @@ public sealed partial class RegNetTrainer : IEstimator<RegNetTransformer>
         try
         {
             // The loop builds the model once its first epoch is decoding.
-            loop = new TrainingLoop(this, spec, () => NewModel(spec, columns.NumberOfClasses, generator, device), columns, seed, channel, parallel);
+            loop = new TrainingLoop(this, () => NewModel(spec, columns.NumberOfClasses, generator, device), columns, seed, channel, parallel);
             loop.Run(train, validation);
             channel.Info(MessageSensitivity.None, $"Training finished: {loop.Summary}");
             return new RegNetTransformer(_env, loop.Model!, columns.LabelType, columns.ClassNames, NormalizationOf(o), o.ImageSize, o.CropFraction,

@@ -70,6 +70,7 @@ public sealed class RegNetTransformer : ITransformer, IDisposable
             return _scoringOnnx;
         }
     }
+
     private readonly Device _device; // where the model lives; scoring moves inputs there (per batch and per row)
 
     /// <summary>The trained network (owned by this transformer).</summary>

@@ -305,8 +305,7 @@ public sealed class ImageBatchPipelineTests
         var pipeline = new ImageBatchPipeline(Options(2));
         using var started = pipeline.Start(data, 1);
         // Nothing enumerated yet: the workers decode on their own, up to the prefetch bound.
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        while (pipeline.ImagesRead == 0 && clock.Elapsed < TimeSpan.FromSeconds(20)) Thread.Sleep(5);
+        Waiting.Until(() => pipeline.ImagesRead > 0);
         Assert.IsGreaterThan(0L, pipeline.ImagesRead, "a started epoch decodes before its first MoveNext");
         AssertSame(expected, Collect(started));
         Assert.Throws<InvalidOperationException>(() => started.GetEnumerator());
@@ -331,33 +330,16 @@ public sealed class ImageBatchPipelineTests
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => usual.Start(data, 0, readAhead: 0));
         using (usual.Start(data, 0))
         {
-            WaitUntil(() => false, usual);
+            Waiting.Until(() => false, () => usual.ImagesRead, stillMilliseconds: 300);
             Assert.IsLessThan(40L, usual.ImagesRead, "the usual depth (2 batches queued, 1 worker) stops before the epoch's end");
         }
 
         var ahead = new ImageBatchPipeline(Options(1));
         using var started = ahead.Start(data, 0, readAhead: 10);
-        WaitUntil(() => ahead.ImagesRead == 40, ahead);
+        Waiting.Until(() => ahead.ImagesRead == 40, () => ahead.ImagesRead, stillMilliseconds: 300);
         Assert.AreEqual(40L, ahead.ImagesRead, "all ten batches decoded before the first is asked for");
         AssertSame(expected, Collect(started));
         Assert.IsLessThanOrEqualTo(2 + 1 + 1, ahead.PooledBuffers, "buffers beyond the usual depth are not kept");
-    }
-
-    // Until done, or no image decoded for 300 ms, or 20 s.
-    private static void WaitUntil(Func<bool> done, ImageBatchPipeline pipeline)
-    {
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        var still = System.Diagnostics.Stopwatch.StartNew();
-        long seen = -1;
-        while (!done() && still.ElapsedMilliseconds < 300 && clock.Elapsed < TimeSpan.FromSeconds(20))
-        {
-            if (pipeline.ImagesRead != seen)
-            {
-                seen = pipeline.ImagesRead;
-                still.Restart();
-            }
-            Thread.Sleep(5);
-        }
     }
 
     [TestMethod]

@@ -107,29 +107,14 @@ public sealed class DecodedImageCacheTests
     public void ANewRunReadsItsFirstEpochWhileItSetsUpAndReadsEachImageOnce()
     {
         using var data = new TinyImageData(perClass: 4, size: 40);
-        string workspace = Directory.CreateTempSubdirectory("regnet-first-epoch-").FullName;
-        try
+        bool readBeforeTheFirstStep = false;
+        var reads = FitCountingReads(data, Options(epochs: 3), reads =>
         {
-            var ml = new MLContext(seed: 1);
-            var (prepared, reads) = CountingReads(ml, data);
-            var options = Options(epochs: 3);
-            options.WorkspacePath = workspace;
-            bool readBeforeTheFirstStep = false;
-            // The run folder opens after the weights and the optimizer, before the loop asks for its first batch.
-            options.RunFolderOpened = _ =>
-            {
-                var clock = System.Diagnostics.Stopwatch.StartNew();
-                while (reads() == 0 && clock.Elapsed < TimeSpan.FromSeconds(20)) Thread.Sleep(5);
-                readBeforeTheFirstStep = reads() > 0;
-            };
-            using var model = ml.MulticlassClassification.Trainers.RegNet(options).Fit(prepared);
-            Assert.IsTrue(readBeforeTheFirstStep, "the first epoch's images are read while the run sets up");
-            Assert.AreEqual(data.Rows.Count, reads(), "each image read once: the started epoch is the first epoch, later ones come from the cache");
-        }
-        finally
-        {
-            Directory.Delete(workspace, recursive: true);
-        }
+            Waiting.Until(() => reads() > 0);
+            readBeforeTheFirstStep = reads() > 0;
+        });
+        Assert.IsTrue(readBeforeTheFirstStep, "the first epoch's images are read while the run sets up");
+        Assert.AreEqual(data.Rows.Count, reads(), "each image read once: the started epoch is the first epoch, later ones come from the cache");
     }
 
     [TestMethod]
@@ -138,61 +123,53 @@ public sealed class DecodedImageCacheTests
     public void TheFirstEpochDecodesAheadAsFarAsTheDecodedImageBudgetAllows(int megabytes, bool wholeEpoch)
     {
         using var data = new TinyImageData(perClass: 24, size: 40);
-        string workspace = Directory.CreateTempSubdirectory("regnet-read-ahead-").FullName;
+        var options = Options(epochs: 1);
+        options.BatchSize = 2;
+        options.Shuffle = false; // a shuffle buffer would read every row at once; unshuffled, rows are read as batches are queued
+        options.DecodedImageCacheMegabytes = megabytes; // 48 images of 3×32×32 floats: 0.6 MB
+        long readBeforeTheFirstStep = -1;
+        FitCountingReads(data, options, reads =>
+        {
+            // Until every image was read, or none more for half a second (the reader waits for the consumer).
+            Waiting.Until(() => reads() >= data.Rows.Count, reads, stillMilliseconds: 500);
+            readBeforeTheFirstStep = reads();
+        });
+        // The usual depth: PrefetchBatches (one per core, at least 2) queued, one per worker, one in the reader's hands, one spare.
+        long usual = (Math.Max(2, Environment.ProcessorCount) + options.WorkerThreads + 2) * options.BatchSize;
+        if (wholeEpoch) Assert.AreEqual(data.Rows.Count, readBeforeTheFirstStep, "the whole first epoch is decoded while the run sets up");
+        else Assert.IsTrue(readBeforeTheFirstStep > 0 && readBeforeTheFirstStep <= usual && usual < data.Rows.Count,
+            $"{readBeforeTheFirstStep} images read before the first step; the usual depth reads at most {usual} of {data.Rows.Count}");
+    }
+
+    // Fits with a counter of the image column's reads (every time its getter runs, i.e. every image file LoadImages reads)
+    // and a run folder: it opens after the model, the weights and the optimizer, before the loop asks for its first batch,
+    // which is when beforeTheFirstStep runs. Returns the counter.
+    private static Func<long> FitCountingReads(TinyImageData data, RegNetTrainer.Options options, Action<Func<long>> beforeTheFirstStep)
+    {
+        string workspace = Directory.CreateTempSubdirectory("regnet-first-epoch-").FullName;
         try
         {
             var ml = new MLContext(seed: 1);
-            var (prepared, reads) = CountingReads(ml, data);
-            var options = Options(epochs: 1);
-            options.BatchSize = 2;
-            options.Shuffle = false; // a shuffle buffer would read every row at once; unshuffled, rows are read as batches are queued
-            options.DecodedImageCacheMegabytes = megabytes; // 48 images of 3×32×32 floats: 0.6 MB
-            options.WorkspacePath = workspace;
-            long readBeforeTheFirstStep = -1;
-            options.RunFolderOpened = _ =>
-            {
-                // Until every image was read, or none more for half a second (the reader waits for the consumer).
-                var clock = System.Diagnostics.Stopwatch.StartNew();
-                long seen = -1;
-                var still = System.Diagnostics.Stopwatch.StartNew();
-                while (reads() < data.Rows.Count && still.ElapsedMilliseconds < 500 && clock.Elapsed < TimeSpan.FromSeconds(30))
+            var counter = new long[1];
+            long Reads() => Interlocked.Read(ref counter[0]);
+            var view = ml.Data.LoadFromEnumerable(data.Rows);
+            var prepared = ml.Transforms.Conversion.MapValueToKey("Label", nameof(TinyImageData.Row.Label))
+                .Append(ml.Transforms.CustomMapping<PathIn, PathOut>((i, o) =>
                 {
-                    if (reads() != seen)
-                    {
-                        seen = reads();
-                        still.Restart();
-                    }
-                    Thread.Sleep(5);
-                }
-                readBeforeTheFirstStep = reads();
-            };
+                    Interlocked.Increment(ref counter[0]);
+                    o.CountedPath = i.ImagePath;
+                }, contractName: null))
+                .Append(ml.Transforms.LoadImages("Image", null, nameof(PathOut.CountedPath)))
+                .Fit(view).Transform(view);
+            options.WorkspacePath = workspace;
+            options.RunFolderOpened = _ => beforeTheFirstStep(Reads);
             using var model = ml.MulticlassClassification.Trainers.RegNet(options).Fit(prepared);
-            // The usual depth: PrefetchBatches (one per core, at least 2) queued, one per worker, one in the reader's hands, one spare.
-            long usual = (Math.Max(2, Environment.ProcessorCount) + options.WorkerThreads + 2) * options.BatchSize;
-            if (wholeEpoch) Assert.AreEqual(data.Rows.Count, readBeforeTheFirstStep, "the whole first epoch is decoded while the run sets up");
-            else Assert.IsTrue(readBeforeTheFirstStep > 0 && readBeforeTheFirstStep <= usual && usual < data.Rows.Count,
-                $"{readBeforeTheFirstStep} images read before the first step; the usual depth reads at most {usual} of {data.Rows.Count}");
+            return Reads;
         }
         finally
         {
             Directory.Delete(workspace, recursive: true);
         }
-    }
-
-    // The data with a counter of the image column's reads (every time its getter runs, i.e. every image file LoadImages reads).
-    private static (IDataView Prepared, Func<long> Reads) CountingReads(MLContext ml, TinyImageData data)
-    {
-        var counter = new long[1];
-        var view = ml.Data.LoadFromEnumerable(data.Rows);
-        var prepared = ml.Transforms.Conversion.MapValueToKey("Label", nameof(TinyImageData.Row.Label))
-            .Append(ml.Transforms.CustomMapping<PathIn, PathOut>((i, o) =>
-            {
-                Interlocked.Increment(ref counter[0]);
-                o.CountedPath = i.ImagePath;
-            }, contractName: null))
-            .Append(ml.Transforms.LoadImages("Image", null, nameof(PathOut.CountedPath)))
-            .Fit(view).Transform(view);
-        return (prepared, () => Interlocked.Read(ref counter[0]));
     }
 
     [TestMethod]

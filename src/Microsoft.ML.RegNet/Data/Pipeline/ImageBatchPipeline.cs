@@ -76,7 +76,7 @@ internal sealed partial class ImageBatchPipeline
     internal int PooledBuffers => _buffers.Count;
 
     /// <summary>Floats per image.</summary>
-    private int ImageLength => _augmenter.OutputLength;
+    internal int ImageLength => _augmenter.OutputLength;
 
     /// <summary>
     /// Streams one epoch. Enumerate it once; breaking out of the loop (or disposing the enumerator) stops the workers.
